@@ -1,0 +1,10 @@
+"""The ``aiida-sianode`` command line, in verdi's style: ``--profile`` on the root, ``--json`` on every command."""
+
+from aiida_sianode.cli.root import cmd_root
+
+# Importing the command modules registers their commands on ``cmd_root``.
+from aiida_sianode.cli import (  # noqa: E402, F401  isort: skip
+    setup,
+)
+
+__all__ = ('cmd_root',)

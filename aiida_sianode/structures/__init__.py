@@ -1,0 +1,1 @@
+"""structures of aiida-sianode."""

