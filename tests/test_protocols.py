@@ -41,7 +41,7 @@ def test_overrides_are_merged_recursively(protocol_file):
 
 
 def test_unknown_protocol_is_refused(protocol_file):
-    with pytest.raises(ProtocolError, match='unknown protocol `precise`.*balanced, fast'):
+    with pytest.raises(ProtocolError, match=r'unknown protocol `precise`.*balanced, fast'):
         protocol_file.get_protocol_inputs('precise')
 
 

@@ -4,7 +4,7 @@ import aiida_sianode
 
 project = 'aiida-sianode'
 author = 'The aiida-sianode developers'
-copyright = '2026, The aiida-sianode developers'  # noqa: A001
+copyright = '2026, The aiida-sianode developers'
 version = release = aiida_sianode.__version__
 
 extensions = ['myst_parser', 'sphinx_click', 'sphinx.ext.autodoc', 'sphinx.ext.napoleon']
