@@ -17,8 +17,33 @@ def cmd_root():
     """Machine-learning potentials for battery anodes, as provenance-tracked AiiDA work chains."""
 
 
+_JSON_STDOUT: list = []
+
+
+def _json_mode(ctx: click.Context, _param, value: bool) -> bool:
+    """Under ``--json`` send everything else that would reach stdout (AiiDA's report lines, progress) to stderr.
+
+    The real stdout is kept for :func:`echo_json` and restored when the command ends.
+    """
+    if value and not _JSON_STDOUT:
+        _JSON_STDOUT.append(sys.stdout)
+        sys.stdout = sys.stderr
+
+        def restore():
+            sys.stdout = _JSON_STDOUT.pop()
+
+        ctx.call_on_close(restore)
+    return value
+
+
 JSON_OPTION = click.option(
-    '--json', 'as_json', is_flag=True, default=False, help='Print one JSON document on stdout and nothing else there.'
+    '--json',
+    'as_json',
+    is_flag=True,
+    default=False,
+    is_eager=True,
+    callback=_json_mode,
+    help='Print one JSON document on stdout and nothing else there.',
 )
 
 
@@ -33,8 +58,9 @@ def _default(value: Any):
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as one JSON document on stdout."""
-    click.echo(json.dumps(data, indent=2, default=_default))
+    """Print ``data`` as one JSON document on stdout (the real one, also under ``--json``'s redirection)."""
+    stream = _JSON_STDOUT[-1] if _JSON_STDOUT else sys.stdout
+    click.echo(json.dumps(data, indent=2, default=_default), file=stream)
 
 
 def echo_info(message: str, as_json: bool = False) -> None:

@@ -1,0 +1,45 @@
+"""``aiida-sianode setup`` creates the embedded profile, computer and codes once, and is safe to run again."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXECUTABLE = str(pathlib.Path(sys.executable).parent / 'aiida-sianode')
+
+
+def run_cli(*args, aiida_path):
+    env = {**os.environ, 'AIIDA_PATH': str(aiida_path)}
+    result = subprocess.run([EXECUTABLE, *args], capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_setup_is_idempotent_and_json_is_clean(tmp_path):
+    first = json.loads(run_cli('setup', '--json', aiida_path=tmp_path).stdout)
+    assert first['profile'] == 'sianode'
+    assert first['profile_created'] is True
+    assert first['storage'] == 'core.sqlite_dos'
+    assert first['broker'] == 'core.zeromq'
+    assert first['computer_created'] is True
+    assert set(first['codes']) == {
+        'sianode-label@localhost',
+        'sianode-train@localhost',
+        'sianode-explore@localhost',
+        'lammps@localhost',
+    }
+    assert all(code['created'] for code in first['codes'].values())
+    assert first['codes']['sianode-label@localhost']['executable'] == sys.executable
+
+    second = json.loads(run_cli('setup', '--json', aiida_path=tmp_path).stdout)
+    assert second['profile_created'] is False
+    assert second['computer_created'] is False
+    assert not any(code['created'] for code in second['codes'].values())
+    assert {label: code['pk'] for label, code in second['codes'].items()} == {
+        label: code['pk'] for label, code in first['codes'].items()
+    }
+    assert (tmp_path / '.aiida' / 'config.json').exists()
