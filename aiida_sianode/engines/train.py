@@ -22,9 +22,11 @@ from the parameters), evaluates the final model itself with ``MACECalculator`` o
 
 Frames of one atom with ``config_type == 'IsolatedAtom'`` in the training file are mace's isolated-atom energies
 (E0s, they then take precedence over the ``E0s`` parameter): they are in every training subset and in no error
-metric. Epoch checkpoints are deleted once the model is saved. mace 0.3.16 only stops on ``patience`` in distributed runs,
-so the engine applies the patience rule itself (stop after ``patience`` evaluations without a lower validation
-loss; the model kept is the one of the lowest validation loss) and stops at the first non-finite loss.
+metric. Epoch checkpoints are deleted once the model is saved.
+
+mace 0.3.16 only stops on ``patience`` in distributed runs, so the engine applies the patience rule itself (stop
+after ``patience`` evaluations without a lower validation loss; the model kept is the one of the lowest validation
+loss) and stops at the first non-finite loss.
 """
 
 from __future__ import annotations
