@@ -1,0 +1,478 @@
+"""``DatasetData``: a training set of labels, stored as one extended-XYZ file and linked to every label in it.
+
+A dataset is built by the calcfunction :func:`build_dataset_calcfunction` whose inputs are the labels (a dynamic
+namespace, one ``label_NNNNNN`` input per label), a ``settings`` dict and optionally the ``parent`` dataset it grows
+from. Its output is the ``DatasetData``, so every label is linked to the training set in AiiDA's provenance graph.
+A growing training set (one per active-learning iteration) is a chain: each generation takes its parent plus only
+the new labels, so no calcfunction ever needs all 10^5 labels as inputs, yet every label is linked exactly once.
+
+File format (``dataset.extxyz``), one frame per label:
+
+* ``info['REF_energy']`` total energy in eV, ``arrays['REF_forces']`` eV/Å, ``info['REF_stress']`` Voigt-6 in
+  eV/Å^3 (ASE sign convention, only when the label has a stress), ``info['config_type']``;
+* ``info['split']`` one of ``train``, ``valid``, ``test``;
+* ``info['label_uuid']``, ``info['source_uuid']`` (the calculation that made the label, empty for imported labels),
+  ``info['fingerprint']`` (level of theory) and, for labels imported from files, ``info['source_file']``,
+  ``info['source_sha256']``, ``info['source_frame']``.
+
+Frames of ``config_type == 'IsolatedAtom'`` (single atoms in vacuum, for MACE's E0s) always go to ``train``:
+``mace_run_train`` reads them from the training file as the isolated-atom reference energies.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_sianode.common import level_of_theory as lot
+
+__all__ = ('SPLITS', 'DatasetData', 'MixedLevelOfTheoryError', 'build_dataset', 'build_dataset_calcfunction')
+
+SPLITS = ('train', 'valid', 'test')
+ISOLATED_ATOM = 'IsolatedAtom'
+FILENAME = 'dataset.extxyz'
+#: keys of ``info`` that are bookkeeping rather than training targets; they are kept in exports
+META_KEYS = ('config_type', 'split', 'label_uuid', 'source_uuid', 'fingerprint')
+SOURCE_KEYS = ('source_file', 'source_sha256', 'source_frame')
+
+
+class MixedLevelOfTheoryError(ValueError):
+    """Raised when labels with different levels of theory would be mixed in one training set."""
+
+
+class DatasetData(orm.SinglefileData):
+    """A training set: one extended-XYZ file of labelled frames with their train/valid/test split.
+
+    Attributes: ``n_frames``, ``elements``, ``fingerprints`` (distinct level-of-theory fingerprints),
+    ``level_of_theory`` (the common record; with ``mixed`` the first one), ``levels_of_theory`` (fingerprint ->
+    record), ``mixed``, ``split_counts``, ``seed``, ``valid_fraction``, ``test_fraction``, ``label_uuids`` (in
+    frame order), ``config_types`` (config_type -> count), ``parent_uuid`` and ``n_new`` (frames added on top of
+    the parent).
+    """
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (labels) in the dataset."""
+        return self.base.attributes.get('n_frames')
+
+    @property
+    def elements(self) -> list[str]:
+        """Sorted chemical symbols present in the dataset."""
+        return self.base.attributes.get('elements')
+
+    @property
+    def fingerprints(self) -> list[str]:
+        """Sorted distinct level-of-theory fingerprints of the labels."""
+        return self.base.attributes.get('fingerprints')
+
+    @property
+    def level_of_theory(self) -> dict:
+        """The level of theory of the labels (pseudopotentials merged over elements); the first one when mixed."""
+        return self.base.attributes.get('level_of_theory')
+
+    @property
+    def levels_of_theory(self) -> dict[str, dict]:
+        """Every distinct level of theory, keyed by fingerprint."""
+        return self.base.attributes.get('levels_of_theory')
+
+    @property
+    def mixed(self) -> bool:
+        """``True`` when the labels were built with more than one level of theory (``allow_mixed=True``)."""
+        return self.base.attributes.get('mixed')
+
+    @property
+    def split_counts(self) -> dict[str, int]:
+        """Number of frames per split."""
+        return self.base.attributes.get('split_counts')
+
+    @property
+    def seed(self) -> int:
+        """The seed that assigned this generation's new frames to splits."""
+        return self.base.attributes.get('seed')
+
+    @property
+    def label_uuids(self) -> list[str]:
+        """UUIDs of the labels in frame order."""
+        return self.base.attributes.get('label_uuids')
+
+    def _read_frames(self) -> list:
+        import ase.io
+
+        with self.open(mode='r') as handle:
+            return ase.io.read(io.StringIO(handle.read()), index=':', format='extxyz')
+
+    def get_frames(self, split: str | None = None) -> list:
+        """Return the frames as ``ase.Atoms``, optionally only those of ``split``.
+
+        Each frame keeps the ``REF_*`` keys, ``split``, ``config_type`` and the UUIDs in ``info``/``arrays`` and
+        carries a ``SinglePointCalculator`` with the reference energy, forces and stress.
+        """
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        if split is not None and split not in SPLITS:
+            raise ValueError(f'unknown split {split!r}: choose one of {", ".join(SPLITS)}')
+        frames = []
+        for atoms in self._read_frames():
+            _normalise_info(atoms)
+            if split is not None and atoms.info['split'] != split:
+                continue
+            results = {'energy': atoms.info['REF_energy'], 'free_energy': atoms.info['REF_energy']}
+            results['forces'] = np.array(atoms.arrays['REF_forces'], dtype=float)
+            if 'REF_stress' in atoms.info:
+                results['stress'] = np.array(atoms.info['REF_stress'], dtype=float)
+            atoms.calc = SinglePointCalculator(atoms, **results)
+            frames.append(atoms)
+        return frames
+
+    def write_training_files(self, directory) -> dict[str, str | None]:
+        """Write ``train.extxyz``, ``valid.extxyz`` and ``test.extxyz`` for ``mace_run_train`` into ``directory``.
+
+        Keys: ``REF_energy``, ``REF_forces``, ``REF_stress`` (Voigt-6, eV/Å^3) and ``config_type``. Returns
+        ``{'train': path, 'valid': path or None, 'test': path or None}``; a split without frames gets no file
+        (``valid`` is empty only when the dataset was built with ``valid_fraction=0``).
+        """
+        import ase.io
+
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        frames = self._read_frames()
+        for atoms in frames:
+            _normalise_info(atoms)
+            _drop_empty(atoms)
+        paths: dict[str, str | None] = {}
+        for split in SPLITS:
+            selected = [atoms for atoms in frames if atoms.info['split'] == split]
+            if not selected:
+                if split == 'train':
+                    raise ValueError(f'dataset {self.uuid} has no training frames')
+                paths[split] = None
+                continue
+            path = directory / f'{split}.extxyz'
+            ase.io.write(path, selected, format='extxyz')
+            paths[split] = str(path)
+        return paths
+
+    def export(self, path, split: str | None = None) -> int:
+        """Write the frames (or those of ``split``) to ``path`` as extended XYZ for users; return the frame count.
+
+        Energies, forces and stresses are written under ASE's standard keys (``energy``, ``forces``, ``stress``),
+        so ``ase.io.read`` gives atoms with a ``SinglePointCalculator``; ``info`` keeps ``config_type``, ``split``,
+        ``label_uuid``, ``source_uuid``, ``fingerprint`` and, for imported labels, ``source_file``,
+        ``source_sha256`` and ``source_frame``.
+        """
+        import ase.io
+
+        frames = self.get_frames(split)
+        for atoms in frames:
+            atoms.info.pop('REF_energy', None)
+            atoms.info.pop('REF_stress', None)
+            atoms.arrays.pop('REF_forces', None)
+            _drop_empty(atoms)
+        ase.io.write(str(path), frames, format='extxyz')
+        return len(frames)
+
+    def summary(self) -> dict:
+        """Return a JSON-serialisable overview: frames, splits, elements, levels of theory, sources."""
+        attributes = self.base.attributes
+        return {
+            'pk': self.pk,
+            'uuid': self.uuid,
+            'n_frames': self.n_frames,
+            'n_labels': len(self.label_uuids or []),
+            'n_new': attributes.get('n_new'),
+            'split_counts': self.split_counts,
+            'seed': self.seed,
+            'valid_fraction': attributes.get('valid_fraction'),
+            'test_fraction': attributes.get('test_fraction'),
+            'elements': self.elements,
+            'config_types': attributes.get('config_types'),
+            'mixed': self.mixed,
+            'fingerprints': self.fingerprints,
+            'levels_of_theory': self.levels_of_theory,
+            'sources': attributes.get('sources'),
+            'parent_uuid': attributes.get('parent_uuid'),
+        }
+
+
+def _normalise_info(atoms) -> None:
+    """Make the bookkeeping keys strings again: extxyz parses values such as ``T`` or ``123`` into bool or int."""
+    for key in (*META_KEYS, 'source_file', 'source_sha256'):
+        if key in atoms.info:
+            value = atoms.info[key]
+            atoms.info[key] = ('T' if value else 'F') if isinstance(value, bool | np.bool_) else str(value)
+    atoms.info.setdefault('source_uuid', '')
+    atoms.info.setdefault('config_type', 'default')
+
+
+def _drop_empty(atoms) -> None:
+    """Remove empty string values from ``info``: extxyz writes them as ``key=``, which swallows the next pair."""
+    for key in [key for key, value in atoms.info.items() if isinstance(value, str) and not value]:
+        del atoms.info[key]
+
+
+def _check_levels_of_theory(records: Iterable[tuple[str, dict]], allow_mixed: bool) -> tuple[dict, dict, bool]:
+    """Compare levels of theory; return ``(common record, {fingerprint: record}, mixed)``.
+
+    ``records`` yields ``(who, level_of_theory)``; pseudopotentials are merged per element so that labels with
+    disjoint element sets are compatible as long as the shared elements use the same pseudopotential.
+    Raises :class:`MixedLevelOfTheoryError` naming the differing settings unless ``allow_mixed``.
+    """
+    reference_who = None
+    reference: dict | None = None
+    merged_pseudos: dict[str, str] = {}
+    by_fingerprint: dict[str, dict] = {}
+    seen: set[str] = set()
+    problems: list[str] = []
+    for who, record in records:
+        record = lot.normalise(record)
+        key = json.dumps({k: v for k, v in record.items() if k != 'code_version'}, sort_keys=True)
+        by_fingerprint.setdefault(lot.fingerprint(record), record)
+        if key in seen:
+            continue
+        seen.add(key)
+        if reference is None:
+            reference_who, reference = who, record
+            merged_pseudos.update(record.get('pseudopotentials') or {})
+            continue
+        found = lot.differences({**reference, 'pseudopotentials': merged_pseudos}, record)
+        if found:
+            problems.append(f'{who} differs from {reference_who}: {"; ".join(found)}')
+        for element, name in (record.get('pseudopotentials') or {}).items():
+            merged_pseudos.setdefault(element, name)
+    if reference is None:
+        raise ValueError('a dataset needs at least one label')
+    mixed = bool(problems)
+    if mixed and not allow_mixed:
+        raise MixedLevelOfTheoryError(
+            'labels with different levels of theory cannot be mixed in one training set: '
+            + ' | '.join(problems[:5])
+            + (f' | ... and {len(problems) - 5} more' if len(problems) > 5 else '')
+            + '. Pass allow_mixed=True to build it anyway.'
+        )
+    common = dict(reference)
+    if merged_pseudos:
+        common['pseudopotentials'] = dict(sorted(merged_pseudos.items()))
+    return common, by_fingerprint, mixed
+
+
+def _assign_splits(
+    n_new: int, n_previous: int, previous_counts: dict[str, int], valid_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
+    """Assign ``n_new`` frames to splits so that the whole dataset approaches the requested fractions.
+
+    The number of new valid (test) frames is ``round(fraction * (n_previous + n_new))`` minus the parent's count,
+    clipped to what is available, so small growth steps do not drift the fractions. Which new frames go where is a
+    permutation drawn from ``numpy.random.default_rng(seed)``: the same frames and seed give the same splits.
+    """
+    total = n_previous + n_new
+    n_test = int(np.clip(round(test_fraction * total) - previous_counts.get('test', 0), 0, n_new))
+    n_valid = int(np.clip(round(valid_fraction * total) - previous_counts.get('valid', 0), 0, n_new - n_test))
+    order = np.random.default_rng(seed).permutation(n_new)
+    splits = ['train'] * n_new
+    for position, index in enumerate(order):
+        if position < n_test:
+            splits[index] = 'test'
+        elif position < n_test + n_valid:
+            splits[index] = 'valid'
+    return splits
+
+
+def _validate_settings(allow_mixed, valid_fraction, test_fraction, seed) -> dict:
+    for name, value in (('valid_fraction', valid_fraction), ('test_fraction', test_fraction)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+            raise ValueError(f'{name} must be a number in [0, 1), got {value!r}')
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError(f'valid_fraction + test_fraction must be below 1, got {valid_fraction + test_fraction}')
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f'seed must be a non-negative integer, got {seed!r}')
+    return {
+        'allow_mixed': bool(allow_mixed),
+        'valid_fraction': float(valid_fraction),
+        'test_fraction': float(test_fraction),
+        'seed': int(seed),
+    }
+
+
+def _label_to_frame(label, source_uuid: str):
+    """Return the ``ase.Atoms`` frame of ``label`` with the dataset's keys (no calculator attached)."""
+    from ase import Atoms
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    atoms = Atoms(
+        numbers=label.get_array('numbers'),
+        positions=label.get_array('positions'),
+        cell=label.get_array('cell'),
+        pbc=label.get_array('pbc').astype(bool),
+    )
+    atoms.info['REF_energy'] = float(label.energy)
+    atoms.arrays['REF_forces'] = np.array(label.forces, dtype=float)
+    if label.stress is not None:
+        atoms.info['REF_stress'] = full_3x3_to_voigt_6_stress(label.stress)
+    atoms.info['config_type'] = label.config_type or 'default'
+    atoms.info['label_uuid'] = label.uuid
+    # extxyz cannot hold an empty value (``key=`` swallows the next pair): empty fields are left out and
+    # :func:`_normalise_info` restores them on reading.
+    if source_uuid:
+        atoms.info['source_uuid'] = source_uuid
+    atoms.info['fingerprint'] = label.fingerprint
+    source = label.source or {}
+    for key, name in (('source_file', 'filename'), ('source_sha256', 'sha256')):
+        if source.get(name):
+            atoms.info[key] = str(source[name])
+    if source.get('frame') is not None:
+        atoms.info['source_frame'] = int(source['frame'])
+    return atoms
+
+
+@calcfunction
+def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = None, **labels) -> DatasetData:
+    """Build a :class:`DatasetData` from ``labels`` (dynamic namespace of LabelData), on top of ``parent``.
+
+    Use :func:`build_dataset`, which validates the inputs first; this calcfunction is what links every label.
+    """
+    import ase.io
+
+    from aiida_sianode.data.label import LabelData
+    from aiida_sianode.provenance import labelling_calculations
+
+    options = settings.get_dict()
+    ordered = [labels[key] for key in sorted(labels, key=lambda key: int(key.rsplit('_', 1)[-1]))]
+    for label in ordered:
+        if not isinstance(label, LabelData):
+            raise TypeError(f'dataset inputs must be LabelData, got {type(label).__name__}')
+
+    records = []
+    previous_frames: list = []
+    previous_counts = dict.fromkeys(SPLITS, 0)
+    previous_uuids: list[str] = []
+    previous_sources: dict[str, int] = {}
+    if parent is not None:
+        records.extend((f'parent dataset {parent.uuid}', record) for record in parent.levels_of_theory.values())
+        previous_frames = parent._read_frames()
+        previous_counts.update(parent.split_counts)
+        previous_uuids = list(parent.label_uuids)
+        previous_sources = dict(parent.base.attributes.get('sources') or {})
+    records.extend((f'label {label.uuid} ({label.formula})', label.level_of_theory) for label in ordered)
+    common, by_fingerprint, mixed = _check_levels_of_theory(records, options['allow_mixed'])
+
+    creators = labelling_calculations(ordered)
+    frames = [_label_to_frame(label, creators[label.uuid].uuid if creators[label.uuid] else '') for label in ordered]
+    trainable = [index for index, atoms in enumerate(frames) if atoms.info['config_type'] != ISOLATED_ATOM]
+    previous_trainable_counts = dict(previous_counts)
+    previous_trainable = sum(1 for atoms in previous_frames if str(atoms.info.get('config_type')) != ISOLATED_ATOM)
+    previous_trainable_counts['train'] = previous_trainable - previous_counts['valid'] - previous_counts['test']
+    splits = _assign_splits(
+        len(trainable),
+        previous_trainable,
+        previous_trainable_counts,
+        options['valid_fraction'],
+        options['test_fraction'],
+        options['seed'],
+    )
+    for atoms in frames:
+        atoms.info['split'] = 'train'
+    for index, split in zip(trainable, splits):
+        frames[index].info['split'] = split
+
+    all_frames = previous_frames + frames
+    handle = io.StringIO()
+    ase.io.write(handle, all_frames, format='extxyz')
+    dataset = DatasetData(io.BytesIO(handle.getvalue().encode()), filename=FILENAME)
+
+    counts = dict.fromkeys(SPLITS, 0)
+    config_types: dict[str, int] = {}
+    elements: set[str] = set()
+    for atoms in all_frames:
+        counts[str(atoms.info['split'])] += 1
+        config_type = str(atoms.info.get('config_type', 'default'))
+        config_types[config_type] = config_types.get(config_type, 0) + 1
+        elements.update(atoms.get_chemical_symbols())
+    sources = dict(previous_sources)
+    for atoms in frames:
+        key = 'calculation' if atoms.info.get('source_uuid') else f'file:{atoms.info.get("source_file", "unknown")}'
+        sources[key] = sources.get(key, 0) + 1
+    dataset.base.attributes.set_many(
+        {
+            'n_frames': len(all_frames),
+            'n_new': len(frames),
+            'elements': sorted(elements),
+            'fingerprints': sorted(by_fingerprint),
+            'level_of_theory': common,
+            'levels_of_theory': by_fingerprint,
+            'mixed': bool(mixed or (parent is not None and parent.mixed)),
+            'split_counts': counts,
+            'config_types': config_types,
+            'sources': sources,
+            'seed': options['seed'],
+            'valid_fraction': options['valid_fraction'],
+            'test_fraction': options['test_fraction'],
+            'label_uuids': previous_uuids + [label.uuid for label in ordered],
+            'parent_uuid': parent.uuid if parent is not None else None,
+        }
+    )
+    return dataset
+
+
+def build_dataset(
+    labels: Sequence,
+    *,
+    allow_mixed: bool = False,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    parent: DatasetData | None = None,
+) -> DatasetData:
+    """Build and store a training set from stored ``labels`` (LabelData), linked to each of them.
+
+    :param labels: the labels to add (for a child dataset only the new ones); each must be stored and appear once.
+    :param allow_mixed: accept labels of different levels of theory (the dataset then has ``mixed=True`` and
+        records every fingerprint); by default they are refused with :class:`MixedLevelOfTheoryError`.
+    :param valid_fraction: target fraction of the (non-isolated-atom) frames in the ``valid`` split.
+    :param test_fraction: target fraction in the ``test`` split.
+    :param seed: seed of the split assignment of the new frames; the same labels and seed give the same splits.
+    :param parent: an earlier DatasetData; its frames and splits are kept unchanged and the new labels appended.
+    :return: the stored DatasetData, output of :func:`build_dataset_calcfunction`.
+    """
+    from aiida_sianode.data.label import LabelData
+
+    options = _validate_settings(allow_mixed, valid_fraction, test_fraction, seed)
+    labels = list(labels)
+    if not labels:
+        raise ValueError('build_dataset needs at least one label')
+    seen: set[str] = set()
+    for label in labels:
+        if not isinstance(label, LabelData):
+            raise TypeError(f'build_dataset takes LabelData nodes, got {type(label).__name__}')
+        if not label.is_stored:
+            raise ValueError(f'label {label} is not stored: store it (or take it from a calculation) first')
+        if label.uuid in seen:
+            raise ValueError(f'label {label.uuid} is given twice')
+        seen.add(label.uuid)
+    if parent is not None:
+        if not isinstance(parent, DatasetData) or not parent.is_stored:
+            raise TypeError(f'parent must be a stored DatasetData, got {parent!r}')
+        already = seen.intersection(parent.label_uuids)
+        if already:
+            raise ValueError(f'{len(already)} label(s) are already in the parent dataset, e.g. {sorted(already)[0]}')
+        if parent.mixed and not allow_mixed:
+            raise MixedLevelOfTheoryError(
+                f'the parent dataset {parent.uuid} mixes levels of theory ({len(parent.fingerprints)} fingerprints); '
+                'pass allow_mixed=True to grow it'
+            )
+    # Compare levels of theory here, before anything is stored, so that the refusal costs nothing.
+    records = []
+    if parent is not None:
+        records.extend((f'parent dataset {parent.uuid}', record) for record in parent.levels_of_theory.values())
+    records.extend((f'label {label.uuid} ({label.formula})', label.level_of_theory) for label in labels)
+    _check_levels_of_theory(records, options['allow_mixed'])
+
+    inputs = {f'label_{index:06d}': label for index, label in enumerate(labels)}
+    if parent is not None:
+        inputs['parent'] = parent
+    return build_dataset_calcfunction(settings=orm.Dict(options), **inputs)
