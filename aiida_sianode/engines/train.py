@@ -444,10 +444,10 @@ def predict_frames(calculator, frames: Sequence) -> dict[str, np.ndarray]:
 def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
     """Return the error metrics of :func:`predict_frames` output, in meV units.
 
-    Keys: ``n_frames``, ``n_atoms``, ``energy_rmse_mev_per_atom``, ``energy_mae_mev_per_atom`` (error of the energy
-    per atom, one value per frame), ``forces_rmse_mev_per_a``, ``forces_mae_mev_per_a`` (over every Cartesian force
-    component), and when any frame has a reference stress ``n_frames_with_stress``, ``stress_rmse_mev_per_a3``,
-    ``stress_mae_mev_per_a3`` (over the six Voigt components).
+    Keys: ``n_frames``, ``n_atoms``, ``rmse_e_per_atom_mev``, ``mae_e_per_atom_mev`` (error of the energy
+    per atom, one value per frame), ``rmse_f_mev_a``, ``mae_f_mev_a`` (over every Cartesian force
+    component), and when any frame has a reference stress ``n_frames_with_stress``, ``rmse_stress_mev_a3``,
+    ``mae_stress_mev_a3`` (over the six Voigt components).
     """
     natoms = np.asarray(predictions['natoms'], dtype=float)
     energy_rmse, energy_mae = _errors(predictions['energy_pred'] / natoms, predictions['energy_ref'] / natoms)
@@ -455,10 +455,10 @@ def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
     metrics = {
         'n_frames': len(natoms),
         'n_atoms': int(natoms.sum()),
-        'energy_rmse_mev_per_atom': 1000 * energy_rmse,
-        'energy_mae_mev_per_atom': 1000 * energy_mae,
-        'forces_rmse_mev_per_a': 1000 * forces_rmse,
-        'forces_mae_mev_per_a': 1000 * forces_mae,
+        'rmse_e_per_atom_mev': 1000 * energy_rmse,
+        'mae_e_per_atom_mev': 1000 * energy_mae,
+        'rmse_f_mev_a': 1000 * forces_rmse,
+        'mae_f_mev_a': 1000 * forces_mae,
     }
     with_stress = ~np.isnan(predictions['stress_ref']).any(axis=1)
     if with_stress.any():
@@ -468,8 +468,8 @@ def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
         metrics.update(
             {
                 'n_frames_with_stress': int(with_stress.sum()),
-                'stress_rmse_mev_per_a3': 1000 * stress_rmse,
-                'stress_mae_mev_per_a3': 1000 * stress_mae,
+                'rmse_stress_mev_a3': 1000 * stress_rmse,
+                'mae_stress_mev_a3': 1000 * stress_mae,
             }
         )
     return metrics

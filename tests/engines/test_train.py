@@ -164,7 +164,7 @@ def test_engine_trains_and_metrics_match_an_independent_evaluation(trained, smal
     }
     assert metrics['train']['n_frames'] == 8 and metrics['valid']['n_frames'] == 3 and metrics['test']['n_frames'] == 2
     assert metrics['test']['n_atoms'] == sum(len(atoms) for atoms in test)
-    assert 'stress_rmse_mev_per_a3' not in metrics['train']
+    assert 'rmse_stress_mev_a3' not in metrics['train']
     for name in engine.RETRIEVE_FILES:
         assert (directory / name).is_file(), name
     assert not (directory / engine.MACE_WORK_DIR / 'checkpoints').exists()
@@ -181,10 +181,10 @@ def test_engine_trains_and_metrics_match_an_independent_evaluation(trained, smal
             energy_errors.append((atoms.get_potential_energy() - frame.info['REF_energy']) / len(atoms))
             force_errors.append((atoms.get_forces() - frame.arrays['REF_forces']).ravel())
         energy_errors, force_errors = np.array(energy_errors), np.concatenate(force_errors)
-        assert metrics[split]['energy_rmse_mev_per_atom'] == pytest.approx(1000 * np.sqrt(np.mean(energy_errors**2)))
-        assert metrics[split]['energy_mae_mev_per_atom'] == pytest.approx(1000 * np.mean(np.abs(energy_errors)))
-        assert metrics[split]['forces_rmse_mev_per_a'] == pytest.approx(1000 * np.sqrt(np.mean(force_errors**2)))
-        assert metrics[split]['forces_mae_mev_per_a'] == pytest.approx(1000 * np.mean(np.abs(force_errors)))
+        assert metrics[split]['rmse_e_per_atom_mev'] == pytest.approx(1000 * np.sqrt(np.mean(energy_errors**2)))
+        assert metrics[split]['mae_e_per_atom_mev'] == pytest.approx(1000 * np.mean(np.abs(energy_errors)))
+        assert metrics[split]['rmse_f_mev_a'] == pytest.approx(1000 * np.sqrt(np.mean(force_errors**2)))
+        assert metrics[split]['mae_f_mev_a'] == pytest.approx(1000 * np.mean(np.abs(force_errors)))
 
     # mace's own validation of the kept (lowest-loss) epoch agrees with the engine's evaluation.
     records = [
@@ -192,8 +192,8 @@ def test_engine_trains_and_metrics_match_an_independent_evaluation(trained, smal
         for line in (directory / engine.MACE_WORK_DIR / 'results' / 'mace_run-7_train.txt').read_text().splitlines()
     ]
     best = next(r for r in records if r['mode'] == 'eval' and r['epoch'] == metrics['best_epoch'])
-    assert metrics['valid']['energy_rmse_mev_per_atom'] == pytest.approx(1000 * best['rmse_e_per_atom'], rel=1e-6)
-    assert metrics['valid']['forces_rmse_mev_per_a'] == pytest.approx(1000 * best['rmse_f'], rel=1e-6)
+    assert metrics['valid']['rmse_e_per_atom_mev'] == pytest.approx(1000 * best['rmse_e_per_atom'], rel=1e-6)
+    assert metrics['valid']['rmse_f_mev_a'] == pytest.approx(1000 * best['rmse_f'], rel=1e-6)
     assert metrics['best_valid_loss'] == pytest.approx(best['loss'])
 
     predictions = np.load(directory / engine.PREDICTIONS_FILENAME)
@@ -245,8 +245,8 @@ def test_engine_stress_metrics_and_isolated_atoms(tmp_path, small_frames):
     assert metrics['training_subset']['n_isolated_atoms'] == 1
     assert metrics['train']['n_frames'] == 6
     assert metrics['train']['n_frames_with_stress'] == 4
-    assert math.isfinite(metrics['train']['stress_rmse_mev_per_a3'])
-    assert 'stress_rmse_mev_per_a3' not in metrics['valid']
+    assert math.isfinite(metrics['train']['rmse_stress_mev_a3'])
+    assert 'rmse_stress_mev_a3' not in metrics['valid']
     log = (tmp_path / engine.LOG_FILENAME).read_text()
     assert 'Using isolated atom energies from training file' in log
 
