@@ -5,6 +5,7 @@ from aiida_sianode.cli.root import cmd_root
 # Importing the command modules registers their commands on ``cmd_root``.
 from aiida_sianode.cli import (  # noqa: F401  isort: skip
     setup,
+    build,
 )
 
 __all__ = ('cmd_root',)
