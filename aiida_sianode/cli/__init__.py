@@ -6,6 +6,8 @@ from aiida_sianode.cli.root import cmd_root
 from aiida_sianode.cli import (  # noqa: F401  isort: skip
     setup,
     build,
+    select,
+    label,
 )
 
 __all__ = ('cmd_root',)

@@ -1,0 +1,643 @@
+"""Frame selection as a calcfunction: which MD frames of an exploration get labelled.
+
+:func:`select_frames` takes the ``trajectory`` and ``deviations`` of one or more exploration runs, classifies every
+frame by the committee's trust levels, drops the failed ones, and picks frames with one strategy:
+
+* ``trust``: candidates (``lower <= deviation < upper``), most uncertain first (DP-GEN);
+* ``maxvol``: D-optimality, the frames whose atomic environments extend the training set's active set most (MTP);
+* ``direct``: DIRECT, stratified picks from BIRCH clusters of the encoded frame descriptors;
+* ``random``: a seeded random baseline.
+
+Then near-duplicates are removed (optional) and the caps ``max_per_run`` / ``max_total`` applied, walking the
+strategy's order. Only the picked frames become ``StructureData`` nodes; each records its source.
+
+Python users call :func:`run_select`; the active-learning work chain calls :func:`select_from_exploration`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode, calcfunction
+
+STRATEGIES = ('trust', 'maxvol', 'direct', 'random')
+DESCRIPTORS = ('auto', 'mace', 'radial')
+DEVIATIONS = ('max_force_deviation', 'energy_std_per_atom')
+
+#: Every parameter of :func:`select_frames` and its default. Units: deviations and trust levels eV/Å for
+#: ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``), ``r_max`` Å.
+DEFAULT_PARAMETERS = {
+    'strategy': 'trust',
+    'deviation': 'max_force_deviation',
+    'lower': 0.05,
+    'upper': 0.25,
+    'max_per_run': None,
+    'max_total': None,
+    'include_accurate': True,
+    'order': 'descending',
+    'seed': 0,
+    'dedup_threshold': None,
+    'descriptor': 'auto',
+    'device': 'cpu',
+    'per_element': False,
+    'grade_threshold': 2.0,
+    'maxvol_tol': 0.05,
+    'regularization': 1e-3,
+    'n_clusters': None,
+    'birch_threshold': None,
+    'k_per_cluster': 1,
+    'explained_variance': 0.95,
+    'r_max': 5.0,
+    'n_bins': 12,
+}
+
+EXIT_CODES = {
+    'ERROR_INVALID_PARAMETERS': 201,
+    'ERROR_INVALID_EXPLORATIONS': 202,
+    'ERROR_MISSING_POTENTIAL': 203,
+    'ERROR_INVALID_TRAINING_SET': 204,
+}
+
+RESERVED_LABELS = ('parameters', 'potential', 'training_set', 'metadata')
+_LABEL = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+
+
+def _whole(value, name: str, minimum: int = 0, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f'`{name}` must be a whole number >= {minimum}{" or null" if allow_none else ""}, got {value!r}'
+        )
+
+
+def _number(value, name: str, minimum: float | None = None, allow_none: bool = False, strict: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f'`{name}` must be a finite number{" or null" if allow_none else ""}, got {value!r}')
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f'`{name}` must be {">" if strict else ">="} {minimum}, got {value!r}')
+
+
+def validate_parameters(parameters: Mapping | None) -> dict:
+    """Return ``parameters`` merged over :data:`DEFAULT_PARAMETERS`, or raise ``ValueError`` naming the problem."""
+    parameters = dict(parameters or {})
+    unknown = sorted(set(parameters) - set(DEFAULT_PARAMETERS))
+    if unknown:
+        raise ValueError(f'unknown selection parameters: {", ".join(unknown)}; known: {", ".join(DEFAULT_PARAMETERS)}')
+    merged = {**DEFAULT_PARAMETERS, **parameters}
+    if merged['strategy'] not in STRATEGIES:
+        raise ValueError(f'unknown strategy {merged["strategy"]!r}; choose one of: {", ".join(STRATEGIES)}')
+    if merged['deviation'] not in DEVIATIONS:
+        raise ValueError(f'unknown deviation {merged["deviation"]!r}; choose one of: {", ".join(DEVIATIONS)}')
+    if merged['descriptor'] not in DESCRIPTORS:
+        raise ValueError(f'unknown descriptor {merged["descriptor"]!r}; choose one of: {", ".join(DESCRIPTORS)}')
+    if merged['order'] not in ('descending', 'random'):
+        raise ValueError(f'unknown order {merged["order"]!r}; choose descending or random')
+    _number(merged['lower'], 'lower', minimum=0)
+    _number(merged['upper'], 'upper', allow_none=True)
+    if merged['upper'] is not None and merged['upper'] <= merged['lower']:
+        raise ValueError(f'the upper trust level ({merged["upper"]}) must be above the lower one ({merged["lower"]})')
+    _whole(merged['max_per_run'], 'max_per_run')
+    _whole(merged['max_total'], 'max_total')
+    _whole(merged['seed'], 'seed', allow_none=False)
+    _whole(merged['n_clusters'], 'n_clusters', minimum=1)
+    _whole(merged['k_per_cluster'], 'k_per_cluster', minimum=1, allow_none=False)
+    _whole(merged['n_bins'], 'n_bins', minimum=1, allow_none=False)
+    _number(merged['dedup_threshold'], 'dedup_threshold', minimum=0, allow_none=True)
+    _number(merged['grade_threshold'], 'grade_threshold', minimum=1)
+    _number(merged['maxvol_tol'], 'maxvol_tol', minimum=0)
+    _number(merged['regularization'], 'regularization', minimum=0, strict=True)
+    _number(merged['birch_threshold'], 'birch_threshold', minimum=0, allow_none=True, strict=True)
+    _number(merged['explained_variance'], 'explained_variance', minimum=0, strict=True)
+    if merged['explained_variance'] > 1:
+        raise ValueError(f'`explained_variance` must be at most 1, got {merged["explained_variance"]!r}')
+    _number(merged['r_max'], 'r_max', minimum=0.5, strict=True)
+    for flag in ('include_accurate', 'per_element'):
+        if not isinstance(merged[flag], bool):
+            raise ValueError(f'`{flag}` must be true or false, got {merged[flag]!r}')
+    if not isinstance(merged['device'], str):
+        raise ValueError(f'`device` must be a torch device name such as cpu or cuda, got {merged["device"]!r}')
+    if merged['strategy'] == 'direct' and not (
+        merged['n_clusters'] or merged['birch_threshold'] or merged['max_total']
+    ):
+        raise ValueError('the direct strategy needs n_clusters, birch_threshold or max_total to size its clusters')
+    return merged
+
+
+def _validate_explorations(explorations: Mapping) -> list[str]:
+    """Check the ``{run: {'trajectory', 'deviations'}}`` namespace; return the run labels, sorted."""
+    if not explorations:
+        raise ValueError('no exploration runs were given')
+    for label, run in explorations.items():
+        if not isinstance(run, Mapping) or set(run) != {'trajectory', 'deviations'}:
+            keys = sorted(run) if isinstance(run, Mapping) else type(run).__name__
+            raise ValueError(f'run `{label}` must hold exactly `trajectory` and `deviations`, got {keys}')
+        trajectory, deviations = run['trajectory'], run['deviations']
+        if not isinstance(trajectory, orm.TrajectoryData):
+            raise ValueError(f'run `{label}`: `trajectory` must be a TrajectoryData, got {type(trajectory).__name__}')
+        if not isinstance(deviations, orm.ArrayData):
+            raise ValueError(f'run `{label}`: `deviations` must be an ArrayData, got {type(deviations).__name__}')
+        names = deviations.get_arraynames()
+        for name in DEVIATIONS:
+            if name not in names:
+                raise ValueError(f'run `{label}`: the deviations have no `{name}` array (arrays: {sorted(names)})')
+            shape = deviations.get_shape(name)
+            if shape != (trajectory.numsteps,):
+                raise ValueError(
+                    f'run `{label}`: `{name}` has shape {shape} but the trajectory has {trajectory.numsteps} frames'
+                )
+    return sorted(explorations)
+
+
+class _Run:
+    """One exploration run's frames, read once from its TrajectoryData."""
+
+    def __init__(self, label: str, trajectory: orm.TrajectoryData, deviations: orm.ArrayData):
+        self.label = label
+        self.trajectory = trajectory
+        self.positions = trajectory.get_positions()
+        self.cells = trajectory.get_cells()
+        self.symbols = list(trajectory.symbols)
+        pbc = trajectory.base.attributes.get('pbc', None)
+        self.pbc = [bool(flag) for flag in pbc] if pbc is not None else [self.cells is not None] * 3
+        self.stepids = trajectory.get_stepids()
+        self.deviations = {name: deviations.get_array(name) for name in DEVIATIONS}
+        self.n_frames = trajectory.numsteps
+
+    def atoms(self, index: int):
+        """Return frame ``index`` as ``ase.Atoms``."""
+        from ase import Atoms
+
+        cell = self.cells[index] if self.cells is not None else None
+        return Atoms(symbols=self.symbols, positions=self.positions[index], cell=cell, pbc=self.pbc)
+
+
+class _Describer:
+    """Per-atom descriptors of frames (MACE features or the radial fallback), computed once per frame."""
+
+    def __init__(self, kind: str, parameters: dict, potential, elements: list[str]):
+        self.kind = kind
+        self.parameters = parameters
+        self.elements = elements
+        self.calculator = potential.get_calculator(device=parameters['device']) if kind == 'mace' else None
+        self.cache: dict = {}
+
+    def per_atom(self, atoms_list) -> list[np.ndarray]:
+        from aiida_sianode.selection.descriptors import mace_descriptors, radial_descriptors
+
+        if self.kind == 'mace':
+            return mace_descriptors(atoms_list, self.calculator)
+        return radial_descriptors(
+            atoms_list, r_max=self.parameters['r_max'], n_bins=self.parameters['n_bins'], elements=self.elements
+        )
+
+    def frames(self, keys: Sequence, atoms_of) -> list[np.ndarray]:
+        """Return the per-atom descriptors of the frames ``keys`` (``atoms_of(key)`` builds a frame)."""
+        missing = [key for key in keys if key not in self.cache]
+        for key, values in zip(missing, self.per_atom([atoms_of(key) for key in missing]), strict=True):
+            self.cache[key] = values
+        return [self.cache[key] for key in keys]
+
+    def frame_vector(self, key, atoms) -> np.ndarray:
+        """Return one frame's pooled descriptor (mean over atoms, per element with ``per_element``)."""
+        from aiida_sianode.selection.descriptors import mean_descriptors
+
+        (per_atom,) = self.frames([key], lambda _: atoms)
+        numbers = [atoms.numbers] if self.parameters['per_element'] else None
+        elements = self._numbers() if self.parameters['per_element'] else None
+        return mean_descriptors([per_atom], numbers=numbers, elements=elements)[0]
+
+    def _numbers(self) -> list[int]:
+        from ase.data import atomic_numbers
+
+        return sorted(atomic_numbers[symbol] for symbol in self.elements)
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@calcfunction
+def select_frames(
+    parameters: orm.Dict,
+    potential: orm.SinglefileData | None = None,
+    training_set: orm.SinglefileData | None = None,
+    **explorations,
+):
+    """Select the frames to label from exploration runs; return ``structures`` and a ``report``.
+
+    :param parameters: the selection settings (see :data:`DEFAULT_PARAMETERS`; unknown keys are refused).
+    :param potential: a ``PotentialData`` whose MACE features describe the frames (``maxvol``, ``direct`` and
+        de-duplication); without one, a model-free radial descriptor is used.
+    :param training_set: the ``DatasetData`` the potential was trained on; ``maxvol`` builds its active set from
+        its ``train`` frames (without it, the active set is built from the candidates alone).
+    :param explorations: one namespace per run, ``{run_label: {'trajectory': TrajectoryData, 'deviations':
+        ArrayData}}``, as the exploration calculation outputs them.
+    :returns: ``structures`` (``{'<run>_<frame>': StructureData}``) and ``report`` (``Dict``).
+    """
+    try:
+        settings = validate_parameters(parameters.get_dict())
+    except ValueError as exception:
+        return ExitCode(EXIT_CODES['ERROR_INVALID_PARAMETERS'], f'invalid selection parameters: {exception}')
+    try:
+        labels = _validate_explorations(explorations)
+    except ValueError as exception:
+        return ExitCode(EXIT_CODES['ERROR_INVALID_EXPLORATIONS'], f'invalid explorations: {exception}')
+    descriptor = settings['descriptor']
+    if descriptor == 'auto':
+        descriptor = 'mace' if potential is not None else 'radial'
+    if descriptor == 'mace' and (potential is None or not hasattr(potential, 'get_calculator')):
+        return ExitCode(
+            EXIT_CODES['ERROR_MISSING_POTENTIAL'], 'the mace descriptor needs a `potential` input (a PotentialData)'
+        )
+    if training_set is not None and not hasattr(training_set, 'get_frames'):
+        return ExitCode(
+            EXIT_CODES['ERROR_INVALID_TRAINING_SET'],
+            f'`training_set` must be a DatasetData, got {type(training_set).__name__}',
+        )
+    runs = [_Run(label, explorations[label]['trajectory'], explorations[label]['deviations']) for label in labels]
+    try:
+        structures, report = _select(runs, settings, descriptor, potential, training_set)
+    except ValueError as exception:
+        return ExitCode(EXIT_CODES['ERROR_INVALID_PARAMETERS'], f'selection refused: {exception}')
+    return {'structures': structures, 'report': orm.Dict(report)}
+
+
+def _select(runs: list[_Run], settings: dict, descriptor: str, potential, training_set):
+    """The work of :func:`select_frames` on plain objects; returns ``(structures, report)``."""
+    from aiida_sianode.selection.dedup import select_distinct
+    from aiida_sianode.selection.trust import (
+        ACCURATE,
+        CANDIDATE,
+        cap_selection,
+        class_counts,
+        class_fractions,
+        classify_frames,
+        uncertainty_order,
+    )
+
+    strategy = settings['strategy']
+    classes = [
+        classify_frames(run.deviations[settings['deviation']], settings['lower'], settings['upper']) for run in runs
+    ]
+    # The pool: every frame that may be picked, as (run, frame) pairs, flattened.
+    allowed = (CANDIDATE,) if strategy == 'trust' or not settings['include_accurate'] else (ACCURATE, CANDIDATE)
+    pool_run, pool_frame = [], []
+    for run_index, run_classes in enumerate(classes):
+        frames = np.flatnonzero(np.isin(run_classes, allowed))
+        pool_run.append(np.full(len(frames), run_index))
+        pool_frame.append(frames)
+    pool_run = np.concatenate(pool_run).astype(int)
+    pool_frame = np.concatenate(pool_frame).astype(int)
+    pool_deviation = np.array(
+        [runs[r].deviations[settings['deviation']][f] for r, f in zip(pool_run, pool_frame, strict=True)], dtype=float
+    )
+
+    elements = sorted({symbol for run in runs for symbol in run.symbols})
+    if training_set is not None:
+        training_frames = training_set.get_frames(split='train')
+        elements = sorted(set(elements) | {s for atoms in training_frames for s in atoms.get_chemical_symbols()})
+    describer = _Describer(descriptor, settings, potential, elements)
+
+    def atoms_of(position):
+        return runs[pool_run[position]].atoms(int(pool_frame[position]))
+
+    details: dict = {}
+    grades = None
+    clusters = None
+    features = None
+    if len(pool_frame) == 0:
+        order = np.zeros(0, dtype=int)
+    elif strategy == 'trust':
+        order = uncertainty_order(pool_deviation, np.arange(len(pool_frame)), settings['order'], settings['seed'])
+    elif strategy == 'random':
+        from aiida_sianode.selection.random import random_sample
+
+        order = random_sample(len(pool_frame), None, seed=settings['seed'])
+    elif strategy == 'maxvol':
+        from aiida_sianode.selection.maxvol import select_maxvol
+
+        per_atom = describer.frames(list(range(len(pool_frame))), atoms_of)
+        training = None
+        if training_set is not None and training_frames:
+            training = describer.per_atom(training_frames)
+        result = select_maxvol(
+            per_atom,
+            training,
+            threshold=settings['grade_threshold'],
+            max_frames=settings['max_total'] if settings['dedup_threshold'] is None else None,
+            groups=pool_run,
+            max_per_group=settings['max_per_run'],
+            tol=settings['maxvol_tol'],
+            regularization=settings['regularization'],
+        )
+        order = result.selected
+        grades = result.grades
+        details = {
+            'n_training_frames': len(training_frames) if training_set is not None else 0,
+            'n_training_environments': int(sum(len(block) for block in training)) if training else 0,
+            'n_swaps': result.n_swaps,
+            'grade_at_selection': {int(f): float(g) for f, g in zip(result.selected, result.grades_at_selection)},
+        }
+    else:
+        from aiida_sianode.selection.descriptors import mean_descriptors
+        from aiida_sianode.selection.direct import direct_sample
+
+        per_atom = describer.frames(list(range(len(pool_frame))), atoms_of)
+        numbers = elements_numbers = None
+        if settings['per_element']:
+            numbers = [atoms_of(position).numbers for position in range(len(pool_frame))]
+            elements_numbers = describer._numbers()
+        features = mean_descriptors(per_atom, numbers=numbers, elements=elements_numbers)
+        n_clusters = settings['n_clusters']
+        if n_clusters is None and settings['birch_threshold'] is None:
+            n_clusters = math.ceil(settings['max_total'] / settings['k_per_cluster'])
+        result = direct_sample(
+            features,
+            n_clusters=n_clusters,
+            threshold=settings['birch_threshold'] if n_clusters is None else None,
+            k=settings['k_per_cluster'],
+            explained_variance=settings['explained_variance'],
+        )
+        order = result.selected
+        clusters = result.labels
+        details = {
+            'n_clusters': result.n_clusters,
+            'n_components': result.encoding.n_components,
+            'explained_variance': result.encoding.explained_variance,
+            'birch_threshold': result.threshold,
+        }
+
+    duplicates: dict = {}
+    if settings['dedup_threshold'] is None:
+        kept = cap_selection(order, pool_run, settings['max_per_run'], settings['max_total'])
+    else:
+        if features is not None:
+            describe = features.__getitem__
+        elif strategy == 'maxvol':
+            from aiida_sianode.selection.descriptors import mean_descriptors
+
+            def describe(position):
+                numbers = [atoms_of(position).numbers] if settings['per_element'] else None
+                block = describer.frames([position], atoms_of)
+                return mean_descriptors(block, numbers=numbers, elements=describer._numbers() if numbers else None)[0]
+        else:
+
+            def describe(position):
+                return describer.frame_vector(position, atoms_of(position))
+
+        walk = select_distinct(
+            describe,
+            settings['dedup_threshold'],
+            order=order,
+            groups=pool_run,
+            max_per_group=settings['max_per_run'],
+            max_total=settings['max_total'],
+        )
+        kept, duplicates = walk.kept, walk.duplicates
+
+    structures = {}
+    selection = []
+    per_run_selected: dict[int, list[int]] = {index: [] for index in range(len(runs))}
+    for rank, position in enumerate(kept):
+        run = runs[pool_run[position]]
+        frame = int(pool_frame[position])
+        key = f'{run.label}_{frame:06d}'
+        structure = orm.StructureData(ase=run.atoms(frame))
+        attributes = {
+            'source_trajectory_uuid': run.trajectory.uuid,
+            'source_run': run.label,
+            'source_frame_index': frame,
+            'source_step': int(run.stepids[frame]) if run.stepids is not None else frame,
+            'selection_strategy': strategy,
+            'selection_rank': rank,
+            'max_force_deviation': _finite(run.deviations['max_force_deviation'][frame]),
+            'energy_std_per_atom': _finite(run.deviations['energy_std_per_atom'][frame]),
+        }
+        if grades is not None:
+            attributes['extrapolation_grade'] = _finite(grades[position])
+        if clusters is not None:
+            attributes['cluster'] = int(clusters[position])
+        structure.base.attributes.set_many(attributes)
+        structures[key] = structure
+        selection.append(key)
+        per_run_selected[int(pool_run[position])].append(frame)
+
+    report_runs = {}
+    for run_index, run in enumerate(runs):
+        in_run = pool_run == run_index
+        entry = {
+            'trajectory_uuid': run.trajectory.uuid,
+            'n_frames': run.n_frames,
+            'counts': class_counts(classes[run_index]),
+            'fractions': class_fractions(classes[run_index]),
+            'n_pool': int(np.count_nonzero(in_run)),
+            'selected': per_run_selected[run_index],
+            'selected_deviations': [
+                _finite(run.deviations[settings['deviation']][frame]) for frame in per_run_selected[run_index]
+            ],
+        }
+        if grades is not None:
+            run_grades = [None] * run.n_frames
+            for frame, grade in zip(pool_frame[in_run], grades[in_run], strict=True):
+                run_grades[int(frame)] = _finite(grade)
+            entry['grades'] = run_grades
+            entry['selected_grades'] = [run_grades[frame] for frame in per_run_selected[run_index]]
+        report_runs[run.label] = entry
+
+    all_classes = np.concatenate(classes)
+    if 'grade_at_selection' in details:
+        details['grade_at_selection'] = {
+            f'{runs[pool_run[p]].label}_{int(pool_frame[p]):06d}': g for p, g in details['grade_at_selection'].items()
+        }
+    report = {
+        'strategy': strategy,
+        'parameters': settings,
+        'descriptor': descriptor,
+        'potential_uuid': potential.uuid if potential is not None else None,
+        'training_set_uuid': training_set.uuid if training_set is not None else None,
+        'counts': class_counts(all_classes),
+        'fractions': class_fractions(all_classes),
+        'n_pool': len(pool_frame),
+        'n_selected': len(kept),
+        'n_duplicates_removed': len(duplicates),
+        'duplicates': {
+            f'{runs[pool_run[d]].label}_{int(pool_frame[d]):06d}': f'{runs[pool_run[k]].label}_{int(pool_frame[k]):06d}'
+            for d, k in duplicates.items()
+        },
+        'selection': selection,
+        'runs': report_runs,
+        strategy: details,
+    }
+    return structures, report
+
+
+class SelectionResult(NamedTuple):
+    """What :func:`run_select` returns."""
+
+    structures: dict
+    """``{'<run>_<frame>': StructureData}``, stored, in selection order."""
+    report: dict
+    """The ``report`` output as a plain dict."""
+    node: orm.CalcFunctionNode
+    """The ``select_frames`` calculation (its inputs and outputs are the provenance)."""
+
+
+def _sanitise_label(label) -> str:
+    text = re.sub(r'[^A-Za-z0-9_]', '_', str(label)).strip('_')
+    text = re.sub(r'_+', '_', text)
+    if not text or not text[0].isalpha():
+        text = f'run_{text}'
+    return text
+
+
+def exploration_runs(node) -> dict[str, dict[str, orm.Data]]:
+    """Return ``{run_label: {'trajectory', 'deviations'}}`` of an exploration process node.
+
+    Works for a calculation with outputs ``trajectory`` and ``deviations`` (one run, labelled ``run_<pk>``) and for
+    a work chain whose (nested) output namespaces hold such pairs (labelled by their namespace).
+    """
+    from aiida.common.links import LinkType
+
+    if not isinstance(node, orm.ProcessNode):
+        raise ValueError(f'node {getattr(node, "pk", node)} is a {type(node).__name__}, not an exploration process')
+    links = node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()
+    pairs: dict[str, dict] = {}
+    for link in links:
+        prefix, _, name = link.link_label.rpartition('__')
+        if name in ('trajectory', 'deviations'):
+            pairs.setdefault(prefix, {})[name] = link.node
+    runs = {}
+    for prefix, pair in sorted(pairs.items()):
+        if set(pair) != {'trajectory', 'deviations'}:
+            continue
+        label = _sanitise_label(prefix.replace('__', '_')) if prefix else f'run_{node.pk}'
+        runs[label] = pair
+    if not runs:
+        raise ValueError(f'process {node.pk} has no `trajectory` + `deviations` outputs: is it an exploration?')
+    return runs
+
+
+def _collect_explorations(explorations) -> dict[str, dict]:
+    """Turn what a user passes into the ``{run_label: {'trajectory', 'deviations'}}`` namespace."""
+    if isinstance(explorations, orm.ProcessNode):
+        return exploration_runs(explorations)
+    if isinstance(explorations, Mapping):
+        items = list(explorations.items())
+    elif isinstance(explorations, Sequence) and not isinstance(explorations, str):
+        items = [(None, value) for value in explorations]
+    else:
+        raise ValueError(f'explorations must be process nodes or a mapping of run labels, got {explorations!r}')
+    if not items:
+        raise ValueError('no exploration runs were given')
+    runs: dict[str, dict] = {}
+    for label, value in items:
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            value = orm.load_node(value)
+        if isinstance(value, orm.ProcessNode):
+            found = exploration_runs(value)
+            if label is not None and len(found) == 1:
+                found = {_sanitise_label(label): next(iter(found.values()))}
+            elif label is not None:
+                found = {_sanitise_label(f'{label}_{inner}'): pair for inner, pair in found.items()}
+        elif isinstance(value, Mapping):
+            if label is None:
+                raise ValueError('a trajectory/deviations pair needs a run label: pass a mapping {label: pair}')
+            found = {
+                _sanitise_label(label): {'trajectory': value.get('trajectory'), 'deviations': value.get('deviations')}
+            }
+        else:
+            raise ValueError(f'run {label!r}: expected a process node or {{"trajectory", "deviations"}}, got {value!r}')
+        for key, pair in found.items():
+            if key in runs or key in RESERVED_LABELS:
+                raise ValueError(f'run label `{key}` is used twice or is reserved ({", ".join(RESERVED_LABELS)})')
+            runs[key] = pair
+    return runs
+
+
+def run_select(
+    explorations,
+    strategy: str = 'trust',
+    potential: orm.SinglefileData | None = None,
+    training_set: orm.SinglefileData | None = None,
+    call_link_label: str | None = None,
+    **params,
+) -> SelectionResult:
+    """Run :func:`select_frames` on explorations and return its structures, report and node.
+
+    :param explorations: an exploration process node (calculation or work chain), a list of them or of their pks,
+        or a mapping ``{run_label: node}`` or ``{run_label: {'trajectory': ..., 'deviations': ...}}``.
+    :param strategy: ``trust``, ``maxvol``, ``direct`` or ``random``.
+    :param potential: the ``PotentialData`` for MACE descriptors (``maxvol``, ``direct``, de-duplication).
+    :param training_set: the ``DatasetData`` behind the potential for ``maxvol``; by default the one named by the
+        potential's ``training_set_uuid``, when that node exists.
+    :param call_link_label: the link label when called from inside a work chain.
+    :param params: any of :data:`DEFAULT_PARAMETERS` (``lower``, ``upper``, ``max_per_run``, ``max_total``,
+        ``seed``, ``dedup_threshold``, ...).
+    :raises ValueError: bad parameters or explorations, before anything is computed.
+    """
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node
+
+    settings = validate_parameters({**params, 'strategy': strategy})
+    runs = _collect_explorations(explorations)
+    _validate_explorations(runs)
+    if settings['descriptor'] == 'mace' and potential is None:
+        raise ValueError('the mace descriptor needs a potential')
+    if potential is not None and not hasattr(potential, 'get_calculator'):
+        raise ValueError(f'potential must be a PotentialData, got {type(potential).__name__}')
+    if training_set is not None and not hasattr(training_set, 'get_frames'):
+        raise ValueError(f'training_set must be a DatasetData, got {type(training_set).__name__}')
+    if training_set is None and strategy == 'maxvol' and potential is not None:
+        uuid = potential.base.attributes.get('training_set_uuid', None)
+        if uuid:
+            try:
+                training_set = orm.load_node(uuid)
+            except NotExistent:
+                training_set = None
+    inputs = {'parameters': orm.Dict({**params, 'strategy': strategy}), **runs}
+    if potential is not None:
+        inputs['potential'] = potential
+    if training_set is not None:
+        inputs['training_set'] = training_set
+    if call_link_label:
+        inputs['metadata'] = {'call_link_label': call_link_label}
+    outputs, node = run_get_node(select_frames, **inputs)
+    if not node.is_finished_ok:
+        raise ValueError(f'select_frames<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+    structures = dict(outputs.get('structures', {}))
+    report = outputs['report'].get_dict()
+    ordered = {key: structures[key] for key in report['selection']}
+    return SelectionResult(structures=ordered, report=report, node=node)
+
+
+def select_from_exploration(
+    exploration,
+    settings: Mapping,
+    potential: orm.SinglefileData | None = None,
+    training_set: orm.SinglefileData | None = None,
+    call_link_label: str | None = None,
+) -> tuple[dict, dict]:
+    """Select frames from an exploration node with ``settings`` (a dict of :data:`DEFAULT_PARAMETERS` keys).
+
+    For work chains: returns ``(structures, report)`` as :func:`run_select` does.
+    """
+    settings = dict(settings)
+    strategy = settings.pop('strategy', DEFAULT_PARAMETERS['strategy'])
+    result = run_select(
+        exploration,
+        strategy=strategy,
+        potential=potential,
+        training_set=training_set,
+        call_link_label=call_link_label,
+        **settings,
+    )
+    return result.structures, result.report
