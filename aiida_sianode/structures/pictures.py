@@ -32,7 +32,7 @@ def save_picture(
     if section is not None:
         middle = 0.5 * shown.cell.array.sum(axis=0)[2]
         shown = shown[np.abs(shown.positions[:, 2] - middle) <= 0.5 * section]
-    figure, axes = plt.subplots(figsize=(6, 6), dpi=110)
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=90)
     plot_atoms(shown, axes, rotation=rotation, radii=radii, show_unit_cell=2)
     axes.set_axis_off()
     if title:

@@ -11,6 +11,7 @@ Lengths in Å, densities in g/cm^3.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 from ase import Atoms
@@ -145,6 +146,9 @@ UNIT_BUILDERS = {
 
 SEI_UNITS = tuple(UNIT_BUILDERS)
 
+#: Default units of a packing (read-only).
+DEFAULT_COMPOSITION = MappingProxyType({'Li2EDC': 2, 'Li2CO3': 4, 'LiF': 2, 'Li': 8})
+
 
 def sei_unit(name: str) -> Atoms:
     """The rigid geometry of one SEI unit, centred on its centre of mass (see :data:`UNIT_GEOMETRY_NOTES`)."""
@@ -155,7 +159,7 @@ def sei_unit(name: str) -> Atoms:
 
 
 def sei_pack(
-    composition: Mapping[str, int] | None = None,
+    composition: Mapping[str, int] = DEFAULT_COMPOSITION,
     density: float = 0.5,
     min_distance: float = 1.8,
     max_attempts: int = 5000,
@@ -171,7 +175,6 @@ def sei_pack(
     units is recorded in ``atoms.info['units']``.
     """
     rng = make_rng(seed)
-    composition = {'Li2EDC': 2, 'Li2CO3': 4, 'LiF': 2, 'Li': 8} if composition is None else composition
     if not isinstance(composition, Mapping) or not composition:
         raise StructureBuildError(f'composition must map unit names to counts, got {composition!r}')
     counts = {}
