@@ -7,6 +7,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     setup,
     build,
     select,
+    label,
 )
 
 __all__ = ('cmd_root',)
