@@ -68,9 +68,12 @@ def _list_kinds(as_json: bool) -> None:
 @click.option('--rotation', default='10x,-10y,0z', show_default=True, help='View rotation of the picture (ASE).')
 @click.option('--section', type=float, default=None, help='Picture only atoms within SECTION/2 Å of mid-cell in z.')
 @click.option('--store', is_flag=True, help='Build through the build_structure calcfunction and store the result.')
+@click.option('--host', 'host_identifier', help='PK or UUID of a stored StructureData host (lixsi, hard-carbon).')
 @click.option('--list', 'list_kinds', is_flag=True, help='List the kinds and their parameters with defaults.')
 @JSON_OPTION
-def cmd_build(kind, params, seed, output, file_format, png, rotation, section, store, list_kinds, as_json):
+def cmd_build(
+    kind, params, seed, output, file_format, png, rotation, section, store, host_identifier, list_kinds, as_json
+):
     """Build a structure of KIND from parameters and a seed.
 
     KIND is one of si-crystal, si-random, lixsi, lixsi-crystal, amorphous-carbon, graphite, lic6, lic12,
@@ -81,6 +84,8 @@ def cmd_build(kind, params, seed, output, file_format, png, rotation, section, s
 
     With --store the structure is made by the build_structure calcfunction in the current profile and its
     StructureData PK is printed; the builder name, parameters and seed are on the node as attributes and extras.
+    --host takes the host of lixsi or hard-carbon (a melt-quenched a-Si, say) from a stored StructureData; with
+    --store it becomes an input of the calcfunction.
     """
     from aiida_sianode.structures import StructureBuildError, build, get_builder
 
@@ -95,19 +100,22 @@ def cmd_build(kind, params, seed, output, file_format, png, rotation, section, s
     except (StructureBuildError, click.BadParameter) as exception:
         fail(str(getattr(exception, 'message', exception)), as_json)
 
-    node = None
+    node = host = None
+    if store or host_identifier:
+        from aiida.cmdline.utils.decorators import load_backend_if_not_loaded
+
+        load_backend_if_not_loaded()
+    if host_identifier:
+        host = _load_host(host_identifier, as_json)
     try:
         if store:
-            from aiida.cmdline.utils.decorators import load_backend_if_not_loaded
-
             from aiida_sianode.structures.calcfunctions import store_structure
 
-            load_backend_if_not_loaded()
-            node = store_structure(kind, parameters, seed)
+            node = store_structure(kind, parameters, seed, host=host)
             atoms = node.get_ase()
             atoms.info.update({'builder': kind, 'seed': seed})
         else:
-            atoms = build(kind, parameters, seed=seed)
+            atoms = build(kind, parameters, seed=seed, host=None if host is None else host.get_ase())
     except StructureBuildError as exception:
         fail(str(exception), as_json)
 
@@ -138,6 +146,19 @@ def cmd_build(kind, params, seed, output, file_format, png, rotation, section, s
             echo_info(f'  wrote {summary[key]}')
     if node is not None:
         echo_info(f'  stored StructureData<{node.pk}> {node.uuid}')
+
+
+def _load_host(identifier: str, as_json: bool):
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        node = orm.load_node(identifier)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        fail(f'cannot load the host {identifier}: {exception}', as_json)
+    if not isinstance(node, orm.StructureData):
+        fail(f'the host {identifier} is a {type(node).__name__}, not a StructureData', as_json)
+    return node
 
 
 def _format_of(path: str) -> str | None:

@@ -24,6 +24,9 @@ RSA_JAMMING_FRACTION = 0.3841
 #: number of trials.
 RSA_PRACTICAL_FRACTION = 0.34
 
+#: Largest search grid of the void insertion (memory: about 100 bytes per point).
+MAX_GRID_POINTS = 20_000_000
+
 
 class StructureBuildError(ValueError):
     """A builder refused a request that is impossible or out of range; the message says which and why."""
@@ -323,6 +326,11 @@ def insert_at_largest_voids(
         raise StructureBuildError(f'{what}: the host must be periodic in all three directions')
     cell = result.cell.array
     divisions = np.maximum(1, np.ceil(result.cell.lengths() / grid_spacing).astype(int))
+    if np.prod(divisions) > MAX_GRID_POINTS:
+        raise StructureBuildError(
+            f'{what}: a {grid_spacing} Å grid over this cell has {int(np.prod(divisions)):,} points (at most '
+            f'{MAX_GRID_POINTS:,}); use a larger grid_spacing or a smaller cell'
+        )
     offset = rng.random(3) / divisions
     axes = [np.arange(n) / n for n in divisions]
     fractional = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3) + offset

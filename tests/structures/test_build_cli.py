@@ -76,3 +76,17 @@ def test_store_prints_the_pk_of_a_structure_with_provenance(aiida_profile):
     assert node.get_formula() == 'C16'
     assert node.base.extras.get('sianode_builder') == 'graphite'
     assert node.creator.process_label == 'build_structure'
+
+
+def test_a_stored_host_is_lithiated_and_linked(aiida_profile):
+    from aiida import orm
+
+    host = json.loads(invoke('si-crystal', '-p', 'size=[1,1,1]', '--store', '--json').stdout)['pk']
+    result = invoke('lixsi', '-p', 'x=1.5', '--host', str(host), '--store', '--json')
+    assert result.exit_code == 0, result.output
+    node = orm.load_node(json.loads(result.stdout)['pk'])
+    assert node.get_formula() == 'Li12Si8'
+    incoming = {link.link_label: link.node.pk for link in node.creator.base.links.get_incoming().all()}
+    assert incoming['host'] == host
+    refused = invoke('graphite', '--host', str(host), '--json')
+    assert 'does not take a host' in json.loads(refused.stdout)['error']
