@@ -8,6 +8,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     build,
     select,
     label,
+    train,
 )
 
 __all__ = ('cmd_root',)

@@ -368,12 +368,17 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
 
         ``overrides`` has the layout of the protocol (``{'train': {'parameters': {...}}, 'max_iterations': ...}``)
         and applies to every member; see :meth:`TrainWorkChain.get_builder_from_protocol` for the other arguments.
+        Members train on bootstrap samples of the training split (``bootstrap: true``) unless ``overrides`` sets
+        ``train.parameters.bootstrap`` itself.
         """
         member = TrainWorkChain.get_builder_from_protocol(
             code, dataset, protocol=protocol, overrides=overrides, options=options
         )
         if isinstance(committee_size, bool) or not isinstance(committee_size, int) or committee_size < 1:
             raise ValueError(f'`committee_size` must be a positive integer, got {committee_size!r}')
+        parameters = member.train.parameters.get_dict()
+        if 'bootstrap' not in ((overrides or {}).get('train') or {}).get('parameters', {}):
+            parameters['bootstrap'] = True
         builder = cls.get_builder()
         builder.dataset = dataset
         if test_dataset is not None:
@@ -381,7 +386,7 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
             builder.test_dataset = test_dataset
         builder.committee_size = orm.Int(committee_size)
         builder.member.train.code = member.train.code
-        builder.member.train.parameters = member.train.parameters
+        builder.member.train.parameters = orm.Dict(parameters)
         builder.member.train.metadata.options = member.train.metadata.options
         builder.member.max_iterations = member.max_iterations
         builder.member.clean_workdir = member.clean_workdir

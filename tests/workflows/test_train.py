@@ -170,6 +170,12 @@ def test_protocols_and_builders(train_code, datasets):
     assert builder.member.train.parameters['lr'] == 0.005 and builder.member.train.parameters['bootstrap'] is True
     assert builder.member.train.metadata.options['max_wallclock_seconds'] == 120
     assert builder.member.train.metadata.options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    # committee members draw bootstrap samples unless told otherwise
+    assert TrainCommitteeWorkChain.get_builder_from_protocol(train_code, dataset).member.train.parameters['bootstrap']
+    assert TrainWorkChain.get_builder_from_protocol(train_code, dataset).train.parameters['bootstrap'] is False
+    no_bootstrap = {'train': {'parameters': {'bootstrap': False}}}
+    builder = TrainCommitteeWorkChain.get_builder_from_protocol(train_code, dataset, overrides=no_bootstrap)
+    assert builder.member.train.parameters['bootstrap'] is False
 
     with pytest.raises(ProtocolError, match=r'override `train\.parameters\.learning_rate` does not exist'):
         TrainWorkChain.get_builder_from_protocol(
@@ -373,7 +379,7 @@ def test_committee_of_two_trains_end_to_end(train_code, datasets):
         train_code,
         dataset,
         protocol='fast',
-        overrides={'train': {'parameters': {'max_num_epochs': 2, 'bootstrap': True, 'batch_size': 4}}},
+        overrides={'train': {'parameters': {'max_num_epochs': 2, 'batch_size': 4}}},
         committee_size=2,
         test_dataset=test_dataset,
     )
