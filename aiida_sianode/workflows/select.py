@@ -528,7 +528,7 @@ def exploration_runs(node) -> dict[str, dict[str, orm.Data]]:
 
 def _collect_explorations(explorations) -> dict[str, dict]:
     """Turn what a user passes into the ``{run_label: {'trajectory', 'deviations'}}`` namespace."""
-    if isinstance(explorations, orm.ProcessNode):
+    if isinstance(explorations, orm.Node):
         return exploration_runs(explorations)
     if isinstance(explorations, Mapping):
         items = list(explorations.items())
@@ -542,7 +542,7 @@ def _collect_explorations(explorations) -> dict[str, dict]:
     for label, value in items:
         if isinstance(value, int | str) and not isinstance(value, bool):
             value = orm.load_node(value)
-        if isinstance(value, orm.ProcessNode):
+        if isinstance(value, orm.Node):
             found = exploration_runs(value)
             if label is not None and len(found) == 1:
                 found = {_sanitise_label(label): next(iter(found.values()))}
