@@ -128,7 +128,10 @@ def cmd_label(files, labeler, protocol, code_label, file_format, submit, as_json
         else:
             echo_info(f'labelling {path} frame {frame} ({atoms.get_chemical_formula()}) with {labeler}', as_json)
             _, node = run_get_node(builder)
-        rows.append(describe(node, path, frame, atoms))
+        row = describe(node, path, frame, atoms)
+        if submit and not node.is_terminated:
+            row['status'] = 'submitted'
+        rows.append(row)
 
     failed = [row for row in rows if row['status'] in ('failed', 'excepted', 'killed')]
     if as_json:
