@@ -195,14 +195,18 @@ class ImportReport:
     def store(self, group_label: str | None = None):
         """Store every label and, with ``group_label``, add them to that ``orm.Group`` (created when missing).
 
+        The labels are stored in one database transaction: all of them or, on an error, none.
+
         :return: the group, or ``None`` without ``group_label``.
         """
         from aiida import orm
+        from aiida.manage import get_manager
 
         labels = self.labels
-        for label in labels:
-            if not label.is_stored:
-                label.store()
+        with get_manager().get_profile_storage().transaction():
+            for label in labels:
+                if not label.is_stored:
+                    label.store()
         if group_label is None:
             return None
         group, _ = orm.Group.collection.get_or_create(label=group_label)
