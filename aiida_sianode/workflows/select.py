@@ -59,7 +59,7 @@ DEFAULT_PARAMETERS = {
 EXIT_CODES = {
     'ERROR_INVALID_PARAMETERS': 201,
     'ERROR_INVALID_EXPLORATIONS': 202,
-    'ERROR_MISSING_POTENTIAL': 203,
+    'ERROR_UNUSABLE_POTENTIAL': 203,
     'ERROR_INVALID_TRAINING_SET': 204,
 }
 
@@ -131,6 +131,11 @@ def validate_parameters(parameters: Mapping | None) -> dict:
     return merged
 
 
+def needs_descriptors(settings: Mapping) -> bool:
+    """Whether a selection with these (validated) settings describes frames: maxvol, DIRECT, de-duplication."""
+    return settings['strategy'] in ('maxvol', 'direct') or settings['dedup_threshold'] is not None
+
+
 def _validate_explorations(explorations: Mapping) -> list[str]:
     """Check the ``{run: {'trajectory', 'deviations'}}`` namespace; return the run labels, sorted."""
     if not explorations:
@@ -186,13 +191,16 @@ class _Describer:
         self.kind = kind
         self.parameters = parameters
         self.elements = elements
-        self.calculator = potential.get_calculator(device=parameters['device']) if kind == 'mace' else None
+        self.potential = potential
+        self.calculator = None  # loaded on first use: trust and random need no model unless they de-duplicate
         self.cache: dict = {}
 
     def per_atom(self, atoms_list) -> list[np.ndarray]:
         from aiida_sianode.selection.descriptors import mace_descriptors, radial_descriptors
 
         if self.kind == 'mace':
+            if self.calculator is None:
+                self.calculator = self.potential.get_calculator(device=self.parameters['device'])
             return mace_descriptors(atoms_list, self.calculator)
         return radial_descriptors(
             atoms_list, r_max=self.parameters['r_max'], n_bins=self.parameters['n_bins'], elements=self.elements
@@ -211,13 +219,23 @@ class _Describer:
 
         (per_atom,) = self.frames([key], lambda _: atoms)
         numbers = [atoms.numbers] if self.parameters['per_element'] else None
-        elements = self._numbers() if self.parameters['per_element'] else None
+        elements = self.element_numbers() if self.parameters['per_element'] else None
         return mean_descriptors([per_atom], numbers=numbers, elements=elements)[0]
 
-    def _numbers(self) -> list[int]:
+    def element_numbers(self) -> list[int]:
+        """The atomic numbers of all elements of the runs and the training set, sorted."""
         from ase.data import atomic_numbers
 
         return sorted(atomic_numbers[symbol] for symbol in self.elements)
+
+
+def _elements_unknown_to(potential, explorations: Mapping) -> list[str]:
+    """Return the elements of the explorations' trajectories that the potential was not made for (sorted)."""
+    known = potential.base.attributes.get('elements', None)
+    if not known:
+        return []
+    present = {symbol for run in explorations.values() for symbol in run['trajectory'].symbols}
+    return sorted(present - set(known))
 
 
 def _finite(value) -> float | None:
@@ -256,8 +274,15 @@ def select_frames(
         descriptor = 'mace' if potential is not None else 'radial'
     if descriptor == 'mace' and (potential is None or not hasattr(potential, 'get_calculator')):
         return ExitCode(
-            EXIT_CODES['ERROR_MISSING_POTENTIAL'], 'the mace descriptor needs a `potential` input (a PotentialData)'
+            EXIT_CODES['ERROR_UNUSABLE_POTENTIAL'], 'the mace descriptor needs a `potential` input (a PotentialData)'
         )
+    if descriptor == 'mace' and needs_descriptors(settings):
+        unknown = _elements_unknown_to(potential, explorations)
+        if unknown:
+            return ExitCode(
+                EXIT_CODES['ERROR_UNUSABLE_POTENTIAL'],
+                f'the potential has no parameters for the elements {unknown} of the explorations',
+            )
     if training_set is not None and not hasattr(training_set, 'get_frames'):
         return ExitCode(
             EXIT_CODES['ERROR_INVALID_TRAINING_SET'],
@@ -302,7 +327,8 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
     )
 
     elements = sorted({symbol for run in runs for symbol in run.symbols})
-    if training_set is not None:
+    training_frames = []
+    if training_set is not None and strategy == 'maxvol':
         training_frames = training_set.get_frames(split='train')
         elements = sorted(set(elements) | {s for atoms in training_frames for s in atoms.get_chemical_symbols()})
     describer = _Describer(descriptor, settings, potential, elements)
@@ -326,9 +352,7 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
         from aiida_sianode.selection.maxvol import select_maxvol
 
         per_atom = describer.frames(list(range(len(pool_frame))), atoms_of)
-        training = None
-        if training_set is not None and training_frames:
-            training = describer.per_atom(training_frames)
+        training = describer.per_atom(training_frames) if training_frames else None
         result = select_maxvol(
             per_atom,
             training,
@@ -342,7 +366,7 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
         order = result.selected
         grades = result.grades
         details = {
-            'n_training_frames': len(training_frames) if training_set is not None else 0,
+            'n_training_frames': len(training_frames),
             'n_training_environments': int(sum(len(block) for block in training)) if training else 0,
             'n_swaps': result.n_swaps,
             'grade_at_selection': {int(f): float(g) for f, g in zip(result.selected, result.grades_at_selection)},
@@ -355,7 +379,7 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
         numbers = elements_numbers = None
         if settings['per_element']:
             numbers = [atoms_of(position).numbers for position in range(len(pool_frame))]
-            elements_numbers = describer._numbers()
+            elements_numbers = describer.element_numbers()
         features = mean_descriptors(per_atom, numbers=numbers, elements=elements_numbers)
         n_clusters = settings['n_clusters']
         if n_clusters is None and settings['birch_threshold'] is None:
@@ -382,14 +406,7 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
     else:
         if features is not None:
             describe = features.__getitem__
-        elif strategy == 'maxvol':
-            from aiida_sianode.selection.descriptors import mean_descriptors
-
-            def describe(position):
-                numbers = [atoms_of(position).numbers] if settings['per_element'] else None
-                block = describer.frames([position], atoms_of)
-                return mean_descriptors(block, numbers=numbers, elements=describer._numbers() if numbers else None)[0]
-        else:
+        else:  # per-atom descriptors are cached: maxvol's are reused, trust/random describe frames as reached
 
             def describe(position):
                 return describer.frame_vector(position, atoms_of(position))
@@ -596,6 +613,10 @@ def run_select(
         raise ValueError(f'potential must be a PotentialData, got {type(potential).__name__}')
     if training_set is not None and not hasattr(training_set, 'get_frames'):
         raise ValueError(f'training_set must be a DatasetData, got {type(training_set).__name__}')
+    if potential is not None and settings['descriptor'] in ('auto', 'mace') and needs_descriptors(settings):
+        unknown = _elements_unknown_to(potential, runs)
+        if unknown:
+            raise ValueError(f'the potential has no parameters for the elements {unknown} of the explorations')
     if training_set is None and strategy == 'maxvol' and potential is not None:
         uuid = potential.base.attributes.get('training_set_uuid', None)
         if uuid:

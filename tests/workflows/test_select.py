@@ -218,6 +218,15 @@ def test_maxvol_with_a_mace_potential_and_its_training_set(aiida_profile, tmp_pa
         assert structure.base.attributes.get('extrapolation_grade') > 1.5
     assert {'potential', 'training_set'} <= set(result.node.base.links.get_incoming().all_link_labels())
 
+    carbon = si_frames(1, seed=8)[0]
+    carbon.symbols[0] = 'C'
+    trajectory, deviations = exploration_nodes([carbon], [0.1])
+    with pytest.raises(ValueError, match=r"no parameters for the elements \['C'\]"):
+        run_select({'c': {'trajectory': trajectory, 'deviations': deviations}}, strategy='maxvol', potential=potential)
+    # trust levels need no descriptors, so the potential's elements do not matter there
+    trusted = run_select({'c': {'trajectory': trajectory, 'deviations': deviations}}, potential=potential)
+    assert list(trusted.structures) == ['c_000000']
+
 
 def test_select_from_an_exploration_process_node(aiida_profile):
     _, node = run_get_node(synthetic_exploration, seed=orm.Int(1), deviations=orm.List(DEVIATIONS_A[:7]))
