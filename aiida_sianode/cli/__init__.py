@@ -9,6 +9,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     select,
     label,
     train,
+    explore,
     dataset_import,
 )
 
