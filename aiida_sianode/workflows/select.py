@@ -519,8 +519,11 @@ def _sanitise_label(label) -> str:
 def exploration_runs(node) -> dict[str, dict[str, orm.Data]]:
     """Return ``{run_label: {'trajectory', 'deviations'}}`` of an exploration process node.
 
-    Works for a calculation with outputs ``trajectory`` and ``deviations`` (one run, labelled ``run_<pk>``) and for
-    a work chain whose (nested) output namespaces hold such pairs (labelled by their namespace).
+    Understands the layouts of the exploration processes:
+
+    * a calculation with outputs ``trajectory`` and ``deviations``: one run, labelled ``run_<pk>``;
+    * a work chain with output namespaces ``trajectories.<run>`` and ``deviations.<run>`` (``ExploreWorkChain``);
+    * any process whose (nested) output namespaces ``<run>`` hold ``trajectory`` and ``deviations``.
     """
     from aiida.common.links import LinkType
 
@@ -529,9 +532,12 @@ def exploration_runs(node) -> dict[str, dict[str, orm.Data]]:
     links = node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()
     pairs: dict[str, dict] = {}
     for link in links:
-        prefix, _, name = link.link_label.rpartition('__')
-        if name in ('trajectory', 'deviations'):
-            pairs.setdefault(prefix, {})[name] = link.node
+        parts = link.link_label.split('__')
+        if parts[-1] in ('trajectory', 'deviations'):
+            pairs.setdefault('__'.join(parts[:-1]), {})[parts[-1]] = link.node
+        elif len(parts) > 1 and parts[0] in ('trajectories', 'deviations'):
+            name = 'trajectory' if parts[0] == 'trajectories' else 'deviations'
+            pairs.setdefault('__'.join(parts[1:]), {})[name] = link.node
     runs = {}
     for prefix, pair in sorted(pairs.items()):
         if set(pair) != {'trajectory', 'deviations'}:

@@ -102,6 +102,15 @@ def synthetic_exploration(seed: orm.Int, deviations: orm.List):
     return {'trajectory': trajectory, 'deviations': deviation_node}
 
 
+@calcfunction
+def synthetic_exploration_grid(deviations_a: orm.List, deviations_b: orm.List):
+    """A process node with ``ExploreWorkChain``'s output layout: ``trajectories.<run>`` and ``deviations.<run>``."""
+    trajectories, deviations = {}, {}
+    for key, seed, values in (('si_600K', 1, deviations_a), ('si_900K', 2, deviations_b)):
+        trajectories[key], deviations[key] = exploration_nodes(si_frames(len(values), seed), values.get_list())
+    return {'trajectories': trajectories, 'deviations': deviations}
+
+
 @pytest.fixture
 def two_runs(aiida_profile):
     runs = {}
@@ -235,6 +244,14 @@ def test_select_from_an_exploration_process_node(aiida_profile):
     assert report['runs'][f'run_{node.pk}']['counts'] == {'accurate': 2, 'candidate': 4, 'failed': 1}
     named = run_select({'hot': node}, strategy='trust', max_total=1)
     assert list(named.structures) == ['hot_000003']
+
+    _, grid = run_get_node(
+        synthetic_exploration_grid, deviations_a=orm.List(DEVIATIONS_A[:7]), deviations_b=orm.List(DEVIATIONS_B)
+    )
+    structures, report = select_from_exploration(grid, {'strategy': 'trust', 'max_per_run': 1})
+    assert list(structures) == ['si_900K_000001', 'si_600K_000003']
+    assert sorted(report['runs']) == ['si_600K', 'si_900K']
+    assert report['runs']['si_900K']['trajectory_uuid'] == grid.outputs.trajectories.si_900K.uuid
 
 
 def test_bad_input_is_refused_before_anything_runs(two_runs):
