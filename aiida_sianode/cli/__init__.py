@@ -11,6 +11,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     train,
     explore,
     dataset_import,
+    presample,
 )
 
 __all__ = ('cmd_root',)
