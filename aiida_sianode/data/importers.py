@@ -82,10 +82,11 @@ _CASTEP_STEP_MARKERS = ('BFGS: starting iteration', 'BFGS: improving iteration',
 
 @dataclasses.dataclass
 class FrameRefusal:
-    """A frame that did not become a label, and why."""
+    """A frame that did not become a label, and why; ``detail`` holds numbers that differ from frame to frame."""
 
     frame: int | None
     reason: str
+    detail: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -116,14 +117,26 @@ class FileReport:
         return len(self.refused) + (1 if self.error and not self.refused else 0)
 
     def grouped_refusals(self) -> list[tuple[list[int | None], str]]:
-        """Return the refusals as ``(frames, reason)`` with runs of frames that share a reason grouped."""
-        groups: list[tuple[list[int | None], str]] = []
+        """Return the refusals as ``(frames, reason)``, runs of frames that share a reason grouped.
+
+        For duplicates the reason ends with the frames they repeat and the range of the energy differences.
+        """
+        groups: list[tuple[list[FrameRefusal], str]] = []
         for refusal in self.refused:
             if groups and groups[-1][1] == refusal.reason:
-                groups[-1][0].append(refusal.frame)
+                groups[-1][0].append(refusal)
             else:
-                groups.append(([refusal.frame], refusal.reason))
-        return groups
+                groups.append(([refusal], refusal.reason))
+        result = []
+        for members, reason in groups:
+            repeats = [member.detail['repeats'] for member in members if 'repeats' in member.detail]
+            if repeats:
+                differences = [member.detail['energy_difference_ev'] for member in members]
+                low, high = min(differences), max(differences)
+                spread = f'{low:+.2e} eV' if low == high else f'{low:+.2e} to {high:+.2e} eV'
+                reason = f'{reason}: {_describe_frames(sorted(set(repeats)))} there (energies differ by {spread})'
+            result.append(([member.frame for member in members], reason))
+        return result
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable summary (label PKs only when stored)."""
@@ -133,7 +146,9 @@ class FileReport:
             'sha256': self.sha256,
             'frames_found': self.frames_found,
             'imported': self.n_imported,
-            'refused': [{'frame': refusal.frame, 'reason': refusal.reason} for refusal in self.refused],
+            'refused': [
+                {'frame': refusal.frame, 'reason': refusal.reason, **refusal.detail} for refusal in self.refused
+            ],
             'error': self.error,
             'notes': list(self.notes),
             'label_pks': [label.pk for label in self.labels if label.is_stored],
@@ -922,14 +937,11 @@ class _Importer:
             if earlier is not None:
                 path, other, energy = earlier
                 where = 'this file' if path == report.path else path
-                difference = label.energy - energy
-                report.refused.append(
-                    FrameRefusal(
-                        frame,
-                        f'duplicate: same structure as frame {other} of {where}, imported above '
-                        f'(energies differ by {difference:+.2e} eV)',
-                    )
+                detail = {'repeats': other, 'repeats_file': path, 'energy_difference_ev': label.energy - energy}
+                reason = (
+                    f'duplicate: same structure (within {DUPLICATE_TOLERANCE:.0e} Å) as imported above from {where}'
                 )
+                report.refused.append(FrameRefusal(frame, reason, detail))
                 return
             self.duplicates.add(atoms, report.path, frame, label.energy)
         report.labels.append(label)

@@ -185,7 +185,12 @@ def test_outcar_and_vasprun_of_one_run_are_not_imported_twice(vasp):
     xml, outcar = report.files
     assert (xml.format, outcar.format) == ('vasp-xml', 'vasp-out')
     assert xml.n_imported == 5 and outcar.n_imported == 0
-    assert refusals(outcar)[4].startswith('duplicate: same structure as frame 4 of ')
+    assert refusals(outcar)[4] == f'duplicate: same structure (within 1e-04 Å) as imported above from {xml.path}'
+    assert outcar.refused[4].detail == {'repeats': 4, 'repeats_file': xml.path, 'energy_difference_ev': 0.0}
+    assert outcar.summary_lines()[1] == (
+        f'  frames 0-4 (5): duplicate: same structure (within 1e-04 Å) as imported above from {xml.path}: '
+        'frames 0-4 (5) there (energies differ by +0.00e+00 eV)'
+    )
     alone = import_files(folder / 'OUTCAR')
     # OUTCAR lines 3146 and 11117
     assert alone.labels[0].energy == pytest.approx(-6.50161629, abs=1e-8)
@@ -267,7 +272,8 @@ def test_castep_md_and_its_md_file(castep):
     ]
     both = import_files(folder)
     assert [found.n_imported for found in both.files] == [3, 0]
-    assert 'energies differ by -1.68e-03 eV' in both.files[1].refused[0].reason
+    assert both.files[1].refused[0].detail['energy_difference_ev'] == pytest.approx(-1.68e-3, abs=5e-6)
+    assert 'frames 0-2 (3) there (energies differ by -1.68e-03 to -1.59e-03 eV)' in both.files[1].summary_lines()[1]
 
 
 def test_castep_geometry_optimisation(castep):
