@@ -153,6 +153,15 @@ def test_protocols_set_the_quench_rate(aiida_profile, lammps_code):
     )
     assert (builder.quench.rate.value, builder.seed.value, builder.ensemble.value) == (25.0, 7, 'npt')
     assert builder.potential.filename == 'Si_VBWM.sw'
+    assert 'temperature' not in builder.anneal
+    assert 'coordination_cutoffs' not in builder
+    builder = PresampleWorkChain.get_builder_from_protocol(
+        lammps_code,
+        structure,
+        overrides={'anneal': {'temperature': 800.0}, 'coordination_cutoffs': {'Si-Si': 3.0}},
+    )
+    assert builder.anneal.temperature.value == 800.0
+    assert builder.coordination_cutoffs.get_dict() == {'Si-Si': 3.0}
     carbon = PresampleWorkChain.get_builder_from_protocol(
         lammps_code, random_cell={'element': 'C', 'natoms': 16, 'density': 2.5}
     )
