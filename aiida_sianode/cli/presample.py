@@ -45,7 +45,10 @@ def _summary(node, material: str) -> dict:
 
 @cmd_root.command('presample')
 @click.option(
-    '--material', type=click.Choice(sorted(MATERIALS)), required=True, help='a-si (Si, SW) or a-c (C, Tersoff).'
+    '--material',
+    type=click.Choice(sorted(MATERIALS)),
+    required=True,
+    help='a-si: Si with Stillinger-Weber (VBWM); a-c: C with Tersoff.',
 )
 @click.option('--natoms', type=click.IntRange(min=2), default=64, show_default=True, help='Number of atoms.')
 @click.option(
