@@ -231,7 +231,8 @@ def run_gpaw(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
         scf.update(converged=False, iterations=int(parameters['maxiter']))
         results.update(
             status=STATUS_SCF_NOT_CONVERGED,
-            error=f'GPAW SCF did not converge in {parameters["maxiter"]} iterations ({exception or "no message"})',
+            error=f'GPAW SCF did not converge in {parameters["maxiter"]} iterations'
+            + (f': {exception}' if str(exception) else ''),
         )
         return results
     calc = atoms.calc
