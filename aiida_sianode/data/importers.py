@@ -912,6 +912,8 @@ class _Importer:
             'castep-geom': self._read_castep_trajectory,
             'castep-md': self._read_castep_trajectory,
         }[fmt]
+        if self.level_of_theory is not None and fmt in ('vasp-xml', 'vasp-out', 'castep-castep'):
+            report.notes.append('the level of theory given is not used: the file carries its own')
         try:
             reader(path, report)
         except Exception as exception:

@@ -121,7 +121,7 @@ def test_level_of_theory_from_a_file(tmp_path):
 def test_vasprun_relaxation(vasp):
     report = import_files(vasp / 'Si_relax' / 'vasprun.xml')
     (found,) = report.files
-    assert (found.n_imported, found.refused) == (19, [])
+    assert (found.n_imported, found.refused, found.notes) == (19, [], [])
     labels = report.labels
     assert labels[0].energy == pytest.approx(-42.91113348, abs=1e-8)  # line 727, last scstep of step 1
     assert labels[-1].energy == pytest.approx(-43.39087657, abs=1e-8)  # line 2553, last scstep of step 19
@@ -133,6 +133,9 @@ def test_vasprun_relaxation(vasp):
     assert record['smearing'] == {'type': 'gaussian', 'width_ev': 0.2}
     assert record['pseudopotentials'] == {'Si': 'PAW_PBE Si 05Jan2001'} and record['code_version'] == '5.4.1'
     assert record['kpoint_spacing'] is None and record['kpoints_mesh'] == [7, 7, 7]
+    given = import_files(vasp / 'Si_relax' / 'vasprun.xml', level_of_theory={'code': 'vasp', 'cutoff_ev': 520})
+    assert given.files[0].notes == ['the level of theory given is not used: the file carries its own']
+    assert given.labels[0].level_of_theory == record
 
 
 def test_truncated_vasprun_keeps_the_whole_steps(vasp):
