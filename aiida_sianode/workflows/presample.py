@@ -217,11 +217,14 @@ def extract_snapshots(trajectory: LammpsTrajectory, temperatures: orm.List) -> d
 
 
 @calcfunction
-def analyse_presampled_structure(structure: orm.StructureData, cutoffs: orm.Dict, results: orm.Dict) -> orm.Dict:
+def analyse_presampled_structure(
+    structure: orm.StructureData, cutoffs: orm.Dict, results: orm.Dict, schedule: orm.Dict
+) -> orm.Dict:
     """Measure the density and the coordination numbers of ``structure``; add the final LAMMPS thermodynamics.
 
     ``cutoffs`` is ``{'Si-Si': 2.85, ...}`` for every pair of elements; ``results`` the ``results`` output of the
-    last LAMMPS calculation.
+    last LAMMPS calculation; ``schedule`` what was run (steps, rates, the melt's mean square displacement), copied
+    into the output under ``schedule``.
     """
     from aiida_sianode.analysis import structure as analysis
 
@@ -242,6 +245,7 @@ def analyse_presampled_structure(structure: orm.StructureData, cutoffs: orm.Dict
         },
         'elements': {},
         'partial_coordination': analysis.partial_coordination(atoms, pairs),
+        'schedule': schedule.get_dict(),
     }
     for element in elements:
         properties['elements'][element] = {
@@ -756,7 +760,21 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
         """Analyse the final structure and attach the outputs."""
         last = self.ctx[self.ctx.last]
         structure = last.outputs.structure
-        properties = analyse_presampled_structure(structure, orm.Dict(self.ctx.cutoffs), last.outputs.results)
+        schedule = {
+            **self.ctx.schedule,
+            'timestep_fs': self.inputs.timestep.value,
+            'melt_temperature_k': self.inputs.melt.temperature.value,
+            'final_temperature_k': self.ctx.final_temperature,
+            'anneal_temperature_k': self.ctx.anneal_temperature,
+            'ensemble': self.inputs.ensemble.value,
+            'pressure_gpa': self.inputs.pressure.value,
+            'melt_msd_a2': self.ctx.melt_msd,
+            'potential': self.inputs.potential.filename,
+            'stages': [stage for stage in ('melt', 'quench', 'anneal', 'relax') if stage in self.ctx],
+        }
+        properties = analyse_presampled_structure(
+            structure, orm.Dict(self.ctx.cutoffs), last.outputs.results, orm.Dict(schedule)
+        )
         summary = properties.get_dict()
         self.report(
             f'{summary["formula"]}: density {summary["density_g_cm3"]:.3f} g/cm^3, mean coordination '

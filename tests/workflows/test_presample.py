@@ -243,6 +243,11 @@ def test_amorphous_silicon_from_melt_quench(aiida_profile, lammps_code):
     assert abs(properties['final_pressure_gpa']) < 0.05
     assert properties['natoms'] == 64
     assert properties['coordination_cutoffs'] == {'Si-Si': 2.85}
+    schedule = properties['schedule']
+    assert schedule['stages'] == ['melt', 'quench', 'relax']
+    assert (schedule['melt_steps'], schedule['quench_steps'], schedule['anneal_steps']) == (5_000, 270_000, 0)
+    assert schedule['quench_rate'] == pytest.approx(10.0)
+    assert schedule['melt_msd_a2'] > 10 * MIN_MELT_MSD
 
     stages = dict(called(node))
     assert [label for label, _ in called(node)][:4] == ['random_cell', 'melt', 'quench', 'relax']
