@@ -414,6 +414,11 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
     deviations: list[float] = []
     monitor = UncertaintyMonitor(upper, patience)
     step = 0
+    try:
+        atoms.get_forces()  # the first evaluation (model warm-up) counts as set-up, not as MD speed
+    except Exception:
+        writer.close()
+        raise
     setup_time = time.perf_counter() - setup_start
     start = time.perf_counter()
     try:
