@@ -131,16 +131,3 @@ def test_stop_for_uncertainty_is_not_a_failure(explore_code, potentials):
     assert results['stop_reason'].value == 'uncertainty'
     assert results['deviations'].get_array('step').tolist() == [0, 2]
     assert results['summary']['failed'] == 2
-
-
-def test_blown_up_run_keeps_frames_and_fails(explore_code, potentials):
-    """Two atoms 0.3 Å apart: exit code 410 naming the distance, and the frame is still an output."""
-    atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
-    atoms.positions[1] = atoms.positions[0] + [0.3, 0.0, 0.0]
-    results, node = run_get_node(
-        ExploreCalculation, **_inputs(explore_code, potentials, {'steps': 10}, orm.StructureData(ase=atoms))
-    )
-    assert node.exit_status == ExploreCalculation.exit_codes.ERROR_MIN_DISTANCE.status
-    assert '0.300 Å apart' in node.exit_message
-    assert results['stop_reason'].value == 'min_distance'
-    assert results['trajectory'].numsteps == 1

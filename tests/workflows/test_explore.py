@@ -211,10 +211,14 @@ def test_grid_run(explore_code, potentials):
     assert [runs[key]['ensemble'] for key in sorted(runs)] == ['nvt_langevin', 'npt_isotropic'] * 2
     assert runs['run_000']['pressure_gpa'] is None
     assert runs['run_001']['pressure_gpa'] == 5.0
-    for key in ('run_000', 'run_001'):
+    for key in ('run_000', 'run_001'):  # a blown-up calculation: exit code 410 naming the problem, frame kept
         assert runs[key]['stop_reason'] == 'min_distance'
         assert runs[key]['exit_status'] == 410
         assert runs[key]['frames'] == 1
+        calculation = results['deviations'][key].creator
+        assert calculation.exit_status == 410
+        assert 'two atoms came 0.300 Å apart' in calculation.exit_message
+        assert results['trajectories'][key].numsteps == 1
     for key in ('run_002', 'run_003'):
         assert runs[key]['stop_reason'] == 'completed'
         assert runs[key]['frames'] == 3
