@@ -23,8 +23,11 @@ from aiida.common.links import LinkType
 
 __all__ = (
     'calculations_behind_labels',
+    'calculations_behind_potential',
     'dataset_generations',
     'dataset_of_potential',
+    'label_ids_of_dataset',
+    'labelling_calculation_ids',
     'labelling_calculations',
     'labels_behind_potential',
     'labels_of_dataset',
@@ -34,40 +37,82 @@ __all__ = (
 
 _CREATE = {'type': LinkType.CREATE.value}
 _INPUT_CALC = {'type': LinkType.INPUT_CALC.value}
+_LABEL_TYPE = 'data.sianode.label.LabelData.'
+_DATASET_TYPE = 'data.sianode.dataset.DatasetData.'
+_CALCFUNCTION_TYPE = 'process.calculation.calcfunction.'
 
 
-def labelling_calculations(labels: Iterable) -> dict[str, orm.ProcessNode | None]:
-    """Return ``{label uuid: the calculation that made it}``, ``None`` for labels imported from files.
+def labelling_calculation_ids(entries: Iterable[tuple[int, str, dict | None]]) -> dict[str, tuple[int, str] | None]:
+    """Return ``{label uuid: (pk, uuid) of the calculation that made it}``, ``None`` for labels imported from files.
 
-    A label created by a CalcJob (its parser) maps to that CalcJob. A label created by a calcfunction from a
-    calculation's outputs maps to the CalcJob behind the calcfunction; when there is none, to the calcfunction.
-    Two queries for any number of labels.
+    ``entries`` are ``(label pk, label uuid, label source attribute)``. A label created by a CalcJob (its parser)
+    maps to that CalcJob. A label created by a calcfunction from a calculation's outputs maps to the CalcJob behind
+    the calcfunction; when there is none, to the calcfunction. Two queries for any number of labels.
     """
     from aiida_sianode.data.label import LabelData
 
-    labels = list(labels)
-    result: dict[str, orm.ProcessNode | None] = {label.uuid: None for label in labels}
-    made = [label.pk for label in labels if (label.source or {}).get('kind') != 'file' and label.is_stored]
+    entries = list(entries)
+    result: dict[str, tuple[int, str] | None] = {uuid: None for _, uuid, _ in entries}
+    made = [pk for pk, _, source in entries if (source or {}).get('kind') != 'file']
     if not made:
         return result
     query = orm.QueryBuilder()
     query.append(LabelData, filters={'id': {'in': made}}, project=['uuid'], tag='label')
-    query.append(orm.ProcessNode, with_outgoing='label', edge_filters=_CREATE, project=['*'], tag='creator')
-    creators = dict(query.all())
+    query.append(
+        orm.ProcessNode,
+        with_outgoing='label',
+        edge_filters=_CREATE,
+        project=['id', 'uuid', 'node_type'],
+        tag='creator',
+    )
+    creators = {uuid: (pk, creator_uuid, node_type) for uuid, pk, creator_uuid, node_type in query.iterall()}
 
-    functions = sorted({node.pk for node in creators.values() if isinstance(node, orm.CalcFunctionNode)})
-    behind: dict[int, orm.CalcJobNode] = {}
+    functions = sorted({pk for pk, _, node_type in creators.values() if node_type.startswith(_CALCFUNCTION_TYPE)})
+    behind: dict[int, tuple[int, str]] = {}
     if functions:
         query = orm.QueryBuilder()
         query.append(orm.CalcFunctionNode, filters={'id': {'in': functions}}, project=['id'], tag='function')
         query.append(orm.Data, with_outgoing='function', edge_filters=_INPUT_CALC, tag='data')
-        query.append(orm.CalcJobNode, with_outgoing='data', edge_filters=_CREATE, project=['*'], tag='calcjob')
-        query.order_by({'calcjob': {'id': 'asc'}})
-        for function_pk, calcjob in query.all():
-            behind.setdefault(function_pk, calcjob)
-    for uuid, node in creators.items():
-        result[uuid] = behind.get(node.pk, node)
+        query.append(orm.CalcJobNode, with_outgoing='data', edge_filters=_CREATE, project=['id', 'uuid'], tag='job')
+        query.order_by({'job': {'id': 'asc'}})
+        for function_pk, job_pk, job_uuid in query.iterall():
+            behind.setdefault(function_pk, (job_pk, job_uuid))
+    for uuid, (pk, creator_uuid, _) in creators.items():
+        result[uuid] = behind.get(pk, (pk, creator_uuid))
     return result
+
+
+def labelling_calculations(labels: Iterable) -> dict[str, orm.ProcessNode | None]:
+    """Return ``{label uuid: the calculation node that made it}`` (see :func:`labelling_calculation_ids`)."""
+    rows = _label_table([_pk_of(label) for label in labels], 'source')
+    ids = labelling_calculation_ids((row['pk'], row['uuid'], row['source']) for row in rows)
+    nodes = _load_many(sorted({value[0] for value in ids.values() if value is not None}))
+    return {uuid: (nodes[value[0]] if value is not None else None) for uuid, value in ids.items()}
+
+
+def _pk_of(label) -> int:
+    return label if isinstance(label, int) else label.pk
+
+
+def _label_table(pks: list[int], *keys: str) -> list[dict]:
+    """Return ``{'pk', 'uuid', key: attributes[key], ...}`` for every label pk, in one query, in the given order."""
+    from aiida_sianode.data.label import LabelData
+
+    if not pks:
+        return []
+    query = orm.QueryBuilder().append(
+        LabelData, filters={'id': {'in': list(pks)}}, project=['id', 'uuid', *[f'attributes.{key}' for key in keys]]
+    )
+    found = {row[0]: row for row in query.iterall()}
+    return [dict(zip(('pk', 'uuid', *keys), found[pk])) for pk in pks]
+
+
+def _load_many(pks: list[int]) -> dict[int, orm.Node]:
+    """Return ``{pk: node}`` for many pks in one query."""
+    if not pks:
+        return {}
+    query = orm.QueryBuilder().append(orm.Node, filters={'id': {'in': pks}}, project=['id', '*'])
+    return dict(query.iterall())
 
 
 def dataset_of_potential(potential):
@@ -91,65 +136,78 @@ def dataset_of_potential(potential):
     )
 
 
-def _generation(dataset) -> tuple[list, object | None, bool]:
-    """Return ``(new labels, parent dataset, has_creator)`` of one dataset generation, in one query."""
+def _generation(dataset_pk: int) -> tuple[list[tuple[int, str]], int | None, bool]:
+    """Return ``(new label (pk, uuid)s, parent dataset pk, has_builder)`` of one dataset generation, in one query."""
     from aiida_sianode.data.dataset import DatasetData
-    from aiida_sianode.data.label import LabelData
 
     query = orm.QueryBuilder()
-    query.append(DatasetData, filters={'id': dataset.pk}, tag='dataset')
+    query.append(DatasetData, filters={'id': dataset_pk}, tag='dataset')
     query.append(orm.CalcFunctionNode, with_outgoing='dataset', edge_filters=_CREATE, tag='build')
     query.append(
         orm.Data,
         with_outgoing='build',
         edge_filters=_INPUT_CALC,
         edge_project=['label'],
-        project=['*'],
+        project=['id', 'uuid', 'node_type'],
         tag='input',
     )
     labels, parent, found = [], None, False
-    for link_label, node in query.all():
+    for pk, uuid, node_type, link_label in query.iterall():
         found = True
-        if link_label == 'parent' and isinstance(node, DatasetData):
-            parent = node
-        elif isinstance(node, LabelData):
-            labels.append(node)
-    if not found and dataset.creator is not None:
-        found = True
+        if link_label == 'parent' and node_type == _DATASET_TYPE:
+            parent = pk
+        elif node_type == _LABEL_TYPE:
+            labels.append((pk, uuid))
     return labels, parent, found
 
 
 def dataset_generations(dataset) -> list:
     """Return the chain of datasets from ``dataset`` back to the first generation (newest first)."""
-    chain = [dataset]
+    chain = [dataset.pk]
     while True:
         _, parent, _ = _generation(chain[-1])
         if parent is None:
-            return chain
+            break
         chain.append(parent)
+    nodes = _load_many(chain)
+    return [nodes[pk] for pk in chain]
+
+
+def label_ids_of_dataset(dataset) -> list[tuple[int, str]]:
+    """Return ``(pk, uuid)`` of every label in ``dataset`` (its parents' included), in frame order.
+
+    One query per dataset generation, following the provenance links (see the module docstring); a dataset with no
+    build calcfunction (stored by hand) falls back to one ``uuid in [...]`` query over its ``label_uuids``.
+    """
+    from aiida_sianode.data.label import LabelData
+
+    found: list[tuple[int, str]] = []
+    current = dataset.pk
+    while current is not None:
+        new, parent, has_builder = _generation(current)
+        if not has_builder:
+            uuids = list(orm.load_node(current).label_uuids or [])
+            if uuids:
+                query = orm.QueryBuilder().append(LabelData, filters={'uuid': {'in': uuids}}, project=['id', 'uuid'])
+                found.extend(tuple(row) for row in query.iterall())
+            break
+        found.extend(new)
+        current = parent
+    order = {uuid: index for index, uuid in enumerate(dataset.label_uuids or [])}
+    found.sort(key=lambda row: order.get(row[1], len(order)))
+    return found
 
 
 def labels_of_dataset(dataset) -> list:
     """Return every LabelData in ``dataset`` (its parents' included), in frame order.
 
-    One query per dataset generation, following the provenance links (see the module docstring).
+    The nodes come from one extra query. AiiDA reloads a stored node from the database on each attribute access,
+    so to read an attribute of thousands of labels project it with a ``QueryBuilder`` (as
+    :func:`calculations_behind_labels` does) rather than loop over the nodes.
     """
-    from aiida_sianode.data.label import LabelData
-
-    labels: list = []
-    current = dataset
-    while current is not None:
-        new, parent, has_creator = _generation(current)
-        if not has_creator:
-            uuids = list(current.label_uuids or [])
-            query = orm.QueryBuilder().append(LabelData, filters={'uuid': {'in': uuids}}) if uuids else None
-            labels.extend(query.all(flat=True) if query is not None else [])
-            break
-        labels.extend(new)
-        current = parent
-    order = {uuid: index for index, uuid in enumerate(dataset.label_uuids or [])}
-    labels.sort(key=lambda label: order.get(label.uuid, len(order)))
-    return labels
+    ids = label_ids_of_dataset(dataset)
+    nodes = _load_many([pk for pk, _ in ids])
+    return [nodes[pk] for pk, _ in ids]
 
 
 def labels_behind_potential(potential) -> list:
@@ -158,41 +216,52 @@ def labels_behind_potential(potential) -> list:
 
 
 def calculations_behind_labels(labels: Iterable) -> list[dict]:
-    """Return, per label, the calculation that made it with its code and level of theory.
+    """Return, per label (LabelData or pk), the calculation that made it with its code and level of theory.
 
     Each row: ``label_uuid``, ``label_pk``, ``formula``, ``calculation_uuid``, ``calculation_pk``, ``process_label``,
     ``code`` (``label@computer`` of the CalcJob's code, or ``None``), ``fingerprint``, ``level_of_theory`` and
     ``source`` (the label's source record; for imported labels the file, its SHA-256 and frame). A handful of
     queries for any number of labels.
     """
-    labels = list(labels)
-    calculations = labelling_calculations(labels)
-    calcjob_pks = sorted({node.pk for node in calculations.values() if isinstance(node, orm.CalcJobNode)})
+    rows = _label_table([_pk_of(label) for label in labels], 'formula', 'fingerprint', 'level_of_theory', 'source')
+    calculations = labelling_calculation_ids((row['pk'], row['uuid'], row['source']) for row in rows)
+    calculation_pks = sorted({value[0] for value in calculations.values() if value is not None})
+    process_labels: dict[int, str] = {}
     codes: dict[int, str] = {}
-    if calcjob_pks:
+    if calculation_pks:
+        query = orm.QueryBuilder().append(
+            orm.ProcessNode, filters={'id': {'in': calculation_pks}}, project=['id', 'attributes.process_label']
+        )
+        process_labels = dict(query.iterall())
         query = orm.QueryBuilder()
-        query.append(orm.CalcJobNode, filters={'id': {'in': calcjob_pks}}, project=['id'], tag='calcjob')
-        query.append(orm.AbstractCode, with_outgoing='calcjob', project=['*'])
-        for pk, code in query.all():
-            codes[pk] = code.full_label
-    rows = []
-    for label in labels:
-        calculation = calculations.get(label.uuid)
-        rows.append(
+        query.append(orm.CalcJobNode, filters={'id': {'in': calculation_pks}}, project=['id'], tag='job')
+        query.append(orm.AbstractCode, with_outgoing='job', edge_filters=_INPUT_CALC, project=['label'], tag='code')
+        query.append(orm.Computer, with_node='code', project=['label'], outerjoin=True)
+        for job_pk, code_label, computer_label in query.iterall():
+            codes[job_pk] = f'{code_label}@{computer_label}' if computer_label else code_label
+    result = []
+    for row in rows:
+        calculation = calculations.get(row['uuid'])
+        result.append(
             {
-                'label_uuid': label.uuid,
-                'label_pk': label.pk,
-                'formula': label.formula,
-                'calculation_uuid': calculation.uuid if calculation is not None else None,
-                'calculation_pk': calculation.pk if calculation is not None else None,
-                'process_label': calculation.process_label if calculation is not None else None,
-                'code': codes.get(calculation.pk) if calculation is not None else None,
-                'fingerprint': label.fingerprint,
-                'level_of_theory': label.level_of_theory,
-                'source': label.source,
+                'label_uuid': row['uuid'],
+                'label_pk': row['pk'],
+                'formula': row['formula'],
+                'calculation_uuid': calculation[1] if calculation is not None else None,
+                'calculation_pk': calculation[0] if calculation is not None else None,
+                'process_label': process_labels.get(calculation[0]) if calculation is not None else None,
+                'code': codes.get(calculation[0]) if calculation is not None else None,
+                'fingerprint': row['fingerprint'],
+                'level_of_theory': row['level_of_theory'],
+                'source': row['source'],
             }
         )
-    return rows
+    return result
+
+
+def calculations_behind_potential(potential) -> list[dict]:
+    """Return :func:`calculations_behind_labels` for every label the potential was trained on, without loading them."""
+    return calculations_behind_labels([pk for pk, _ in label_ids_of_dataset(dataset_of_potential(potential))])
 
 
 def summarise_calculations(rows: list[dict]) -> list[dict]:

@@ -5,6 +5,8 @@ from aiida_sianode.cli.root import cmd_root
 # Importing the command modules registers their commands on ``cmd_root``.
 from aiida_sianode.cli import (  # noqa: F401  isort: skip
     setup,
+    dataset,
+    potential,
     build,
     select,
     label,

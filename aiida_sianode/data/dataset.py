@@ -299,29 +299,94 @@ def _validate_settings(allow_mixed, valid_fraction, test_fraction, seed) -> dict
     }
 
 
-def _label_to_frame(label, source_uuid: str):
-    """Return the ``ase.Atoms`` frame of ``label`` with the dataset's keys (no calculator attached)."""
+def label_rows(labels: Sequence) -> list[dict]:
+    """Return ``{'pk', 'uuid', 'attributes', 'repository_metadata'}`` of every stored label, in one query.
+
+    AiiDA re-reads a stored node from the database on every attribute access (and every node a query returns has
+    already expired), so over thousands of labels the dataset code reads what it needs in bulk instead.
+    """
+    from aiida_sianode.data.label import LabelData
+
+    pks = [label.pk for label in labels]
+    query = orm.QueryBuilder().append(
+        LabelData, filters={'id': {'in': pks}}, project=['id', 'uuid', 'attributes', 'repository_metadata']
+    )
+    found = {row[0]: row for row in query.iterall()}
+    return [dict(zip(('pk', 'uuid', 'attributes', 'repository_metadata'), found[pk])) for pk in pks]
+
+
+def _input_label_rows(process_pk: int) -> list[dict]:
+    """Return the label rows (see :func:`label_rows`) of the inputs of process ``process_pk``, in input order."""
+    from aiida_sianode.data.label import LabelData
+
+    query = orm.QueryBuilder()
+    query.append(orm.ProcessNode, filters={'id': process_pk}, tag='process')
+    query.append(
+        LabelData,
+        with_outgoing='process',
+        edge_filters={'type': 'input_calc'},
+        edge_project=['label'],
+        project=['id', 'uuid', 'attributes', 'repository_metadata'],
+    )
+    rows = []
+    for pk, uuid, attributes, metadata, link_label in query.iterall():
+        rows.append({'pk': pk, 'uuid': uuid, 'attributes': attributes, 'repository_metadata': metadata})
+        rows[-1]['index'] = int(link_label.rsplit('_', 1)[-1])
+    return sorted(rows, key=lambda row: row['index'])
+
+
+def read_label_arrays(rows: Sequence[dict]) -> list[dict[str, np.ndarray]]:
+    """Return the arrays of many stored labels (rows of :func:`label_rows`), read in one pass over the repository.
+
+    ``label.get_array`` opens the object store once per array, which dominates the cost of building a dataset from
+    thousands of labels; this asks the repository backend for all objects at once (identical arrays, stored once
+    by the content-addressed store, are read once). Falls back to ``get_array`` when the backend cannot stream.
+    """
+    from aiida.manage import get_manager
+
+    wanted: dict[str, list[tuple[int, str]]] = {}
+    for index, row in enumerate(rows):
+        for filename, entry in ((row['repository_metadata'] or {}).get('o') or {}).items():
+            if filename.endswith('.npy') and entry.get('k'):
+                wanted.setdefault(entry['k'], []).append((index, filename[:-4]))
+    arrays: list[dict[str, np.ndarray]] = [{} for _ in rows]
+    try:
+        backend = get_manager().get_profile_storage().get_repository()
+        for key, stream in backend.iter_object_streams(list(wanted)):
+            value = np.load(io.BytesIO(stream.read()), allow_pickle=False)
+            for index, name in wanted.pop(key):
+                arrays[index][name] = value
+    except (NotImplementedError, AttributeError):
+        pass
+    for entries in wanted.values():  # whatever the bulk read did not deliver
+        for index, name in entries:
+            arrays[index][name] = orm.load_node(rows[index]['pk']).get_array(name)
+    return arrays
+
+
+def _label_to_frame(uuid: str, attributes: dict, arrays: dict[str, np.ndarray], source_uuid: str):
+    """Return the ``ase.Atoms`` frame of label ``uuid`` (its ``attributes`` and ``arrays``) with the dataset's keys."""
     from ase import Atoms
     from ase.stress import full_3x3_to_voigt_6_stress
 
     atoms = Atoms(
-        numbers=label.get_array('numbers'),
-        positions=label.get_array('positions'),
-        cell=label.get_array('cell'),
-        pbc=label.get_array('pbc').astype(bool),
+        numbers=arrays['numbers'],
+        positions=arrays['positions'],
+        cell=arrays['cell'],
+        pbc=np.asarray(arrays['pbc']).astype(bool),
     )
-    atoms.info['REF_energy'] = float(label.energy)
-    atoms.arrays['REF_forces'] = np.array(label.forces, dtype=float)
-    if label.stress is not None:
-        atoms.info['REF_stress'] = full_3x3_to_voigt_6_stress(label.stress)
-    atoms.info['config_type'] = label.config_type or 'default'
-    atoms.info['label_uuid'] = label.uuid
+    atoms.info['REF_energy'] = float(attributes['energy'])
+    atoms.arrays['REF_forces'] = np.array(arrays['forces'], dtype=float)
+    if attributes.get('has_stress', False) and 'stress' in arrays:
+        atoms.info['REF_stress'] = full_3x3_to_voigt_6_stress(np.asarray(arrays['stress'], dtype=float))
+    atoms.info['config_type'] = attributes.get('config_type') or 'default'
+    atoms.info['label_uuid'] = uuid
     # extxyz cannot hold an empty value (``key=`` swallows the next pair): empty fields are left out and
     # :func:`_normalise_info` restores them on reading.
     if source_uuid:
         atoms.info['source_uuid'] = source_uuid
-    atoms.info['fingerprint'] = label.fingerprint
-    source = label.source or {}
+    atoms.info['fingerprint'] = attributes['fingerprint']
+    source = attributes.get('source') or {}
     for key, name in (('source_file', 'filename'), ('source_sha256', 'sha256')):
         if source.get(name):
             atoms.info[key] = str(source[name])
@@ -337,15 +402,14 @@ def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = 
     Use :func:`build_dataset`, which validates the inputs first; this calcfunction is what links every label.
     """
     import ase.io
+    from aiida.engine import Process
 
-    from aiida_sianode.data.label import LabelData
-    from aiida_sianode.provenance import labelling_calculations
+    from aiida_sianode.provenance import labelling_calculation_ids
 
     options = settings.get_dict()
-    ordered = [labels[key] for key in sorted(labels, key=lambda key: int(key.rsplit('_', 1)[-1]))]
-    for label in ordered:
-        if not isinstance(label, LabelData):
-            raise TypeError(f'dataset inputs must be LabelData, got {type(label).__name__}')
+    rows = _input_label_rows(Process.current().node.pk)
+    if len(rows) != len(labels):
+        raise TypeError(f'dataset inputs must all be LabelData: {len(labels) - len(rows)} are not')
 
     records = []
     previous_frames: list = []
@@ -358,11 +422,16 @@ def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = 
         previous_counts.update(parent.split_counts)
         previous_uuids = list(parent.label_uuids)
         previous_sources = dict(parent.base.attributes.get('sources') or {})
-    records.extend((f'label {label.uuid} ({label.formula})', label.level_of_theory) for label in ordered)
+    records.extend(
+        (f'label {row["uuid"]} ({row["attributes"]["formula"]})', row['attributes']['level_of_theory']) for row in rows
+    )
     common, by_fingerprint, mixed = _check_levels_of_theory(records, options['allow_mixed'])
 
-    creators = labelling_calculations(ordered)
-    frames = [_label_to_frame(label, creators[label.uuid].uuid if creators[label.uuid] else '') for label in ordered]
+    creators = labelling_calculation_ids([(row['pk'], row['uuid'], row['attributes'].get('source')) for row in rows])
+    frames = [
+        _label_to_frame(row['uuid'], row['attributes'], arrays, (creators[row['uuid']] or (None, ''))[1])
+        for row, arrays in zip(rows, read_label_arrays(rows))
+    ]
     trainable = [index for index, atoms in enumerate(frames) if atoms.info['config_type'] != ISOLATED_ATOM]
     previous_trainable_counts = dict(previous_counts)
     previous_trainable = sum(1 for atoms in previous_frames if str(atoms.info.get('config_type')) != ISOLATED_ATOM)
@@ -412,7 +481,7 @@ def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = 
             'seed': options['seed'],
             'valid_fraction': options['valid_fraction'],
             'test_fraction': options['test_fraction'],
-            'label_uuids': previous_uuids + [label.uuid for label in ordered],
+            'label_uuids': previous_uuids + [row['uuid'] for row in rows],
             'parent_uuid': parent.uuid if parent is not None else None,
         }
     )
@@ -469,7 +538,10 @@ def build_dataset(
     records = []
     if parent is not None:
         records.extend((f'parent dataset {parent.uuid}', record) for record in parent.levels_of_theory.values())
-    records.extend((f'label {label.uuid} ({label.formula})', label.level_of_theory) for label in labels)
+    records.extend(
+        (f'label {row["uuid"]} ({row["attributes"]["formula"]})', row['attributes']['level_of_theory'])
+        for row in label_rows(labels)
+    )
     _check_levels_of_theory(records, options['allow_mixed'])
 
     inputs = {f'label_{index:06d}': label for index, label in enumerate(labels)}

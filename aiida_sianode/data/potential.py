@@ -48,6 +48,45 @@ def _load_model(path):
     return torch.load(str(path), weights_only=False, map_location='cpu')
 
 
+def _architecture(model) -> dict:
+    """Return the hyper-parameters of a mace model, read from its modules (any MACE class, not only ScaleShiftMACE).
+
+    ``hidden_irreps`` are the irreps the first product block outputs (what ``--hidden_irreps``, or
+    ``--num_channels`` with ``--max_L``, set; a one-interaction model keeps only the scalars), ``max_L`` their
+    largest ``l``, ``num_channels`` the multiplicity of their scalars, ``max_ell`` the order of the spherical
+    harmonics, ``correlation`` the body order of the symmetric contraction. A field a model class lacks is left out.
+    """
+    from e3nn import o3
+
+    architecture: dict = {'class': type(model).__name__, 'num_interactions': int(model.num_interactions)}
+    readers = {
+        'hidden_irreps': lambda: str(o3.Irreps(str(model.products[0].linear.irreps_out))),
+        'max_ell': lambda: int(model.spherical_harmonics._lmax),
+        'correlation': lambda: [
+            int(product.symmetric_contractions.contractions[0].correlation) for product in model.products
+        ],
+        'interaction': lambda: type(model.interactions[-1]).__name__,
+        'MLP_irreps': lambda: str(model.readouts[-1].hidden_irreps),
+        'num_bessel': lambda: int(model.radial_embedding.bessel_fn.bessel_weights.shape[0]),
+        'num_polynomial_cutoff': lambda: int(model.radial_embedding.cutoff_fn.p),
+        'avg_num_neighbors': lambda: float(model.interactions[0].avg_num_neighbors),
+        'heads': lambda: [str(head) for head in getattr(model, 'heads', None) or ['Default']],
+    }
+    for key, read in readers.items():
+        try:
+            architecture[key] = read()
+        except (AttributeError, IndexError, TypeError, ValueError):
+            continue
+    correlations = architecture.get('correlation')
+    if isinstance(correlations, list) and len(set(correlations)) == 1:
+        architecture['correlation'] = correlations[0]
+    if 'hidden_irreps' in architecture:
+        hidden = o3.Irreps(architecture['hidden_irreps'])
+        architecture['max_L'] = int(hidden.lmax)
+        architecture['num_channels'] = int(hidden.count(o3.Irrep(0, 1)))
+    return architecture
+
+
 def read_model_metadata(path) -> dict:
     """Read a mace ``.model`` file and return the attributes a :class:`PotentialData` records about it.
 
@@ -72,38 +111,16 @@ def read_model_metadata(path) -> dict:
 
     numbers = [int(z) for z in model.atomic_numbers]
     first = next(model.parameters())
-    architecture = {'class': type(model).__name__, 'num_interactions': int(model.num_interactions)}
+    architecture = _architecture(model)
     atomic_energies = None
     try:
-        from e3nn import o3
-        from mace.tools.scripts_utils import extract_config_mace_model
-
-        config = extract_config_mace_model(model)
-        hidden = o3.Irreps(str(config['hidden_irreps']))
-        correlation = config['correlation']
-        architecture.update(
-            {
-                'hidden_irreps': str(hidden),
-                'max_L': int(hidden.lmax),
-                'num_channels': int(hidden.count(o3.Irrep(0, 1))),
-                'correlation': [int(c) for c in correlation] if isinstance(correlation, list) else int(correlation),
-                'max_ell': int(config['max_ell']),
-                'interaction': config['interaction_cls'].__name__,
-                'MLP_irreps': str(config['MLP_irreps']),
-                'radial_MLP': [int(width) for width in config['radial_MLP']],
-                'num_bessel': int(config['num_bessel']),
-                'num_polynomial_cutoff': int(config['num_polynomial_cutoff']),
-                'avg_num_neighbors': float(config['avg_num_neighbors']),
-                'heads': [str(head) for head in config.get('heads') or ['Default']],
-            }
-        )
-        energies = np.asarray(config.get('atomic_energies'), dtype=float)
+        energies = np.asarray(model.atomic_energies_fn.atomic_energies.detach().cpu(), dtype=float)
         if energies.ndim == 2:  # one row per head
             energies = energies[0]
         if energies.shape == (len(numbers),):
             atomic_energies = {chemical_symbols[z]: float(e) for z, e in zip(numbers, energies)}
-    except Exception as exception:  # an unusual model class: keep what every mace model has
-        architecture['config_error'] = str(exception)
+    except AttributeError:
+        pass
     return {
         'architecture': architecture,
         'elements': sorted({chemical_symbols[z] for z in numbers}, key=lambda s: chemical_symbols.index(s)),

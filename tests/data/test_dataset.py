@@ -121,14 +121,14 @@ def test_code_version_alone_is_compatible(aiida_profile):
 
 
 def test_splits_reproducible_from_seed(aiida_profile):
-    labels = [make_label(i) for i in range(40)]
+    labels = [make_label(i) for i in range(24)]
     first = build_dataset(labels, valid_fraction=0.25, test_fraction=0.1, seed=7)
     second = build_dataset(labels, valid_fraction=0.25, test_fraction=0.1, seed=7)
     other = build_dataset(labels, valid_fraction=0.25, test_fraction=0.1, seed=8)
     splits = [atoms.info['split'] for atoms in first.get_frames()]
     assert splits == [atoms.info['split'] for atoms in second.get_frames()]
     assert splits != [atoms.info['split'] for atoms in other.get_frames()]
-    assert first.split_counts == {'train': 26, 'valid': 10, 'test': 4}
+    assert first.split_counts == {'train': 16, 'valid': 6, 'test': 2}
     assert [a.info['label_uuid'] for a in first.get_frames('valid')] == [
         a.info['label_uuid'] for a in second.get_frames('valid')
     ]
