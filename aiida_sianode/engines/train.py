@@ -85,6 +85,12 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     'ema_decay': 0.99,
     'max_num_epochs': 200,
     'patience': 50,
+    'stage_two': False,
+    'stage_two_start': None,
+    'stage_two_energy_weight': 1000.0,
+    'stage_two_forces_weight': 100.0,
+    'stage_two_stress_weight': 10.0,
+    'stage_two_lr': 0.001,
     'default_dtype': 'float64',
     'device': 'cpu',
     'bootstrap': False,
@@ -116,6 +122,12 @@ PARAMETER_SPECS: dict[str, tuple[str, Any]] = {
     'ema_decay': ('float', (0.0, 1.0)),
     'max_num_epochs': ('int', 'positive'),
     'patience': ('int', 'positive'),
+    'stage_two': ('bool', None),
+    'stage_two_start': ('epoch', None),
+    'stage_two_energy_weight': ('float', 'non_negative'),
+    'stage_two_forces_weight': ('float', 'non_negative'),
+    'stage_two_stress_weight': ('float', 'non_negative'),
+    'stage_two_lr': ('float', 'positive'),
     'default_dtype': ('choice', ('float32', 'float64')),
     'device': ('choice', ('cpu', 'cuda')),
     'bootstrap': ('bool', None),
@@ -154,6 +166,10 @@ def _check_value(name: str, value, kind: str, rule) -> str | None:
         if value is None or (_is_int(value) and value >= 0):
             return None
         return f'`{name}` must be a non-negative integer or null, got {value!r}'
+    if kind == 'epoch':
+        if value is None or (_is_int(value) and value >= 1):
+            return None
+        return f'`{name}` must be a positive integer (an epoch) or null, got {value!r}'
     if kind == 'e0s':
         if value == 'average':
             return None
@@ -200,6 +216,9 @@ def check_parameters(parameters: dict) -> str | None:
     merged = {**DEFAULT_PARAMETERS, **parameters}
     if not problems and merged['energy_weight'] == 0 and merged['forces_weight'] == 0:
         problems.append('`energy_weight` and `forces_weight` cannot both be zero')
+    start = merged['stage_two_start']
+    if not problems and merged['stage_two'] and start is not None and start >= merged['max_num_epochs']:
+        problems.append(f'`stage_two_start` ({start}) must be below `max_num_epochs` ({merged["max_num_epochs"]})')
     return '; '.join(problems) if problems else None
 
 
@@ -215,6 +234,9 @@ def resolve_parameters(parameters: dict | None) -> dict:
     resolved = {**DEFAULT_PARAMETERS, **parameters}
     if resolved['subsample_seed'] is None:
         resolved['subsample_seed'] = resolved['seed']
+    if resolved['stage_two'] and resolved['stage_two_start'] is None:
+        # mace's own default: the last quarter of the epochs
+        resolved['stage_two_start'] = max(1, resolved['max_num_epochs'] // 4 * 3)
     return resolved
 
 
@@ -320,6 +342,16 @@ def build_mace_arguments(
         argv.extend([f'--{key}', str(value)])
     if parameters['ema']:
         argv.extend(['--ema', '--ema_decay', str(parameters['ema_decay'])])
+    if parameters['stage_two']:
+        argv.append('--stage_two')
+        for option, key in (
+            ('--start_stage_two', 'stage_two_start'),
+            ('--stage_two_energy_weight', 'stage_two_energy_weight'),
+            ('--stage_two_forces_weight', 'stage_two_forces_weight'),
+            ('--stage_two_stress_weight', 'stage_two_stress_weight'),
+            ('--stage_two_lr', 'stage_two_lr'),
+        ):
+            argv.extend([option, str(parameters[key])])
     return argv
 
 
@@ -327,15 +359,20 @@ class _LossMonitor:
     """Watches the losses mace logs: stops on a non-finite loss and applies the patience rule to the validation loss.
 
     mace logs one ``eval`` record per validation (``epoch`` is ``None`` for the one before training) and one ``opt``
-    record per optimisation step; both pass through :meth:`observe`.
+    record per optimisation step; both pass through :meth:`observe`. With a stage two starting at epoch
+    ``stage_two_start``, running out of patience in stage one is left to mace (it jumps to stage two), and the count
+    starts again in stage two, whose loss has other weights.
     """
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, stage_two_start: int | None = None):
         self.patience = patience
+        self.stage_two_start = stage_two_start
+        self.in_stage_two = False
         self.lowest = math.inf
         self.best_epoch: int | None = None
         self.last_epoch: int | None = None
         self.stale = 0
+        self.evaluations = 0
         self.stopped_early = False
 
     def observe(self, record: dict) -> None:
@@ -348,11 +385,14 @@ class _LossMonitor:
         if record.get('mode') != 'eval' or epoch is None:
             return
         self.last_epoch = epoch
+        self.evaluations += 1
+        if self.stage_two_start is not None and epoch >= self.stage_two_start and not self.in_stage_two:
+            self.in_stage_two, self.lowest, self.stale = True, math.inf, 0
         if loss < self.lowest:
             self.lowest, self.best_epoch, self.stale = float(loss), epoch, 0
             return
         self.stale += 1
-        if self.stale >= self.patience:
+        if self.stale >= self.patience and (self.stage_two_start is None or self.in_stage_two):
             self.stopped_early = True
             raise _PatienceExhausted(epoch)
 
@@ -577,7 +617,7 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
     metrics['mace_arguments'] = argv
     metrics['loss'] = 'stress' if with_stress else 'weighted'
 
-    monitor = _LossMonitor(parameters['patience'])
+    monitor = _LossMonitor(parameters['patience'], parameters['stage_two_start'] if parameters['stage_two'] else None)
     training_start = time.perf_counter()
     failure: dict[str, str] = {}
     try:
@@ -592,13 +632,18 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
         status = STATUS_OUT_OF_MEMORY if _is_out_of_memory(error) else STATUS_ERROR
         failure = {'status': status, 'error': f'{type(error).__name__}: {error}', 'traceback': traceback.format_exc()}
     metrics['training_wall_time_s'] = time.perf_counter() - training_start
-    metrics['epochs_run'] = None if monitor.last_epoch is None else monitor.last_epoch + 1
+    metrics['epochs_run'] = monitor.evaluations
+    metrics['last_epoch'] = monitor.last_epoch
+    metrics['stage_two_reached'] = monitor.in_stage_two
     metrics['best_epoch'] = monitor.best_epoch
     metrics['best_valid_loss'] = monitor.lowest if math.isfinite(monitor.lowest) else None
     metrics['stopped_early'] = monitor.stopped_early
     _copy_log(work_dir, parameters['seed'], directory)
 
+    # With a stage two, mace writes the stage-one model and ``<name>_stagetwo.model``: the latter is the result.
     model_path = work_dir / f'{MODEL_NAME}.model'
+    if monitor.in_stage_two and (work_dir / f'{MODEL_NAME}_stagetwo.model').is_file():
+        model_path = work_dir / f'{MODEL_NAME}_stagetwo.model'
     if not failure and not model_path.is_file():
         failure = {'status': STATUS_ERROR, 'error': f'mace finished without writing {model_path.name}'}
     if not failure:
@@ -613,7 +658,8 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
             if not all(_all_finite(evaluation[split]) for split in evaluation):
                 failure = {'status': STATUS_NAN_LOSS, 'error': 'the model predicts non-finite energies or forces'}
         shutil.rmtree(work_dir / 'checkpoints', ignore_errors=True)
-        (work_dir / f'{MODEL_NAME}_compiled.model').unlink(missing_ok=True)
+        for leftover in work_dir.glob(f'{MODEL_NAME}*.model'):
+            leftover.unlink()
     metrics.update(failure or {'status': STATUS_OK})
     metrics['wall_time_s'] = time.perf_counter() - start
     _write_json(directory / METRICS_FILENAME, metrics)

@@ -130,6 +130,34 @@ def test_loss_monitor_patience_and_non_finite_losses():
         monitor.observe({'mode': 'opt', 'epoch': 4, 'loss': float('nan')})
 
 
+def test_loss_monitor_with_stage_two():
+    """In stage one mace handles patience (it jumps to stage two); the count restarts in stage two."""
+    monitor = engine._LossMonitor(patience=1, stage_two_start=3)
+    for epoch, loss in enumerate([5.0, 6.0, 7.0]):
+        monitor.observe({'mode': 'eval', 'epoch': epoch, 'loss': loss})  # no stop: stage one
+    assert not monitor.in_stage_two and monitor.stale == 2
+    monitor.observe({'mode': 'eval', 'epoch': 3, 'loss': 9.0})  # other weights: a new lowest
+    assert monitor.in_stage_two and monitor.best_epoch == 3 and monitor.lowest == 9.0
+    with pytest.raises(engine._PatienceExhausted):
+        monitor.observe({'mode': 'eval', 'epoch': 4, 'loss': 9.5})
+    assert monitor.evaluations == 5
+
+
+def test_stage_two_parameters():
+    resolved = engine.resolve_parameters({'stage_two': True, 'max_num_epochs': 40})
+    assert resolved['stage_two_start'] == 30
+    argv = engine.build_mace_arguments(
+        resolved, train_file='t.xyz', valid_file='v.xyz', test_file=None, with_stress=False, work_dir='w'
+    )
+    from mace import tools
+
+    args = tools.build_default_arg_parser().parse_args(argv)
+    assert args.swa and args.start_swa == 30 and args.swa_energy_weight == 1000.0 and args.swa_lr == 0.001
+    problem = engine.check_parameters({'stage_two': True, 'stage_two_start': 40, 'max_num_epochs': 40})
+    assert '`stage_two_start` (40) must be below `max_num_epochs` (40)' in problem
+    assert '`stage_two_start` must be a positive integer' in engine.check_parameters({'stage_two_start': 0})
+
+
 def test_build_mace_arguments_explicit_e0s_and_stress_loss():
     parameters = engine.resolve_parameters({'E0s': {'Si': -5.25}, 'ema': True})
     argv = engine.build_mace_arguments(
@@ -249,6 +277,24 @@ def test_engine_stress_metrics_and_isolated_atoms(tmp_path, small_frames):
     assert 'rmse_stress_mev_a3' not in metrics['valid']
     log = (tmp_path / engine.LOG_FILENAME).read_text()
     assert 'Using isolated atom energies from training file' in log
+
+
+@pytest.mark.slow
+def test_engine_stage_two_keeps_the_stage_two_model(tmp_path, small_frames):
+    training, _ = small_frames
+    _write_inputs(
+        tmp_path,
+        training[:4],
+        training[8:],
+        parameters={'max_num_epochs': 3, 'stage_two': True, 'stage_two_start': 2, 'patience': 5},
+    )
+    metrics = engine.run_training(json.loads((tmp_path / 'config.json').read_text()), tmp_path)
+    assert metrics['status'] == 'ok', metrics.get('error')
+    assert metrics['stage_two_reached'] and metrics['epochs_run'] == 3 and metrics['best_epoch'] == 2
+    log = (tmp_path / engine.LOG_FILENAME).read_text()
+    assert 'Changing loss based on Stage Two Weights' in log
+    assert 'Loaded Stage two model from epoch 2' in log
+    assert not list((tmp_path / engine.MACE_WORK_DIR).glob('*.model'))
 
 
 def _to_training_frame_with_stress(frame):
