@@ -26,7 +26,8 @@ metric. Epoch checkpoints are deleted once the model is saved.
 
 mace 0.3.16 only stops on ``patience`` in distributed runs, so the engine applies the patience rule itself (stop
 after ``patience`` evaluations without a lower validation loss; the model kept is the one of the lowest validation
-loss) and stops at the first non-finite loss.
+loss) and stops at the first non-finite loss. With ``stage_two`` (mace's "stage two", formerly SWA: other loss
+weights and learning rate from ``stage_two_start``), patience counts per stage and the stage-two model is kept.
 """
 
 from __future__ import annotations
@@ -606,6 +607,19 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
     with_stress = parameters['stress_weight'] > 0 and any(
         frames['train'][index].info.get('REF_stress') is not None for index in indices
     )
+    # mace drops the last incomplete batch: a batch larger than the data would leave no batch at all (small
+    # datasets at the start of a campaign), so the batch sizes are capped by the numbers of frames.
+    n_valid = len(frames['valid'])
+    if parameters['batch_size'] > len(indices) or parameters['valid_batch_size'] > max(n_valid, 1):
+        parameters = {
+            **parameters,
+            'batch_size': min(parameters['batch_size'], len(indices)),
+            'valid_batch_size': min(parameters['valid_batch_size'], max(n_valid, 1)),
+        }
+        metrics['batch_sizes_capped'] = {
+            'batch_size': parameters['batch_size'],
+            'valid_batch_size': parameters['valid_batch_size'],
+        }
     argv = build_mace_arguments(
         parameters,
         train_file=str(directory / train_file),
