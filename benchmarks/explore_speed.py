@@ -14,6 +14,9 @@ same size cost. Sizes:
 
 Also timed: a committee of one (to show the committee's cost), and ASE's bare Langevin loop with the same
 calculator (to show the engine's own bookkeeping). The load average is printed with every row: the machine is shared.
+Besides steps per wall-clock second, every row gives steps per CPU second of the MD loop (``time.process_time``, one
+torch thread): on a loaded machine the process waits for a core, so the CPU-time rate estimates the speed on an idle
+core. Each case is run ``--repeat`` times and the fastest is kept.
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/explore_speed.py [--steps 30] [--sizes small] [--atoms 64 216]
 [--dtypes float64 float32] [--json out.json]``.
@@ -44,8 +47,9 @@ def silicon(natoms: int):
     return bulk('Si', 'diamond', a=5.43, cubic=True).repeat(CELLS[natoms])
 
 
-def engine_speed(atoms, models, steps: int, dtype: str, directory: pathlib.Path) -> float:
-    """Run the exploration engine for ``steps`` steps; return its steps/s (first force evaluation excluded)."""
+def engine_speed(atoms, models, steps: int, dtype: str, directory: pathlib.Path) -> tuple[float, float]:
+    """Run the exploration engine for ``steps`` steps; return steps per wall-clock second and per CPU second (the
+    first force evaluation excluded)."""
     from aiida_sianode.engines.explore import run_exploration
 
     parameters = {
@@ -57,11 +61,11 @@ def engine_speed(atoms, models, steps: int, dtype: str, directory: pathlib.Path)
     }
     results = run_exploration(atoms, models, parameters, directory)
     assert results['stop_reason'] == 'completed', results['message']
-    return results['steps_per_second']
+    return results['steps_per_second'], results['steps_per_cpu_second']
 
 
-def bare_ase_speed(atoms, models, steps: int, dtype: str) -> float:
-    """Steps/s of ASE's Langevin with the same committee calculator and nothing else."""
+def bare_ase_speed(atoms, models, steps: int, dtype: str) -> tuple[float, float]:
+    """Steps per wall-clock and per CPU second of ASE's Langevin with the same committee calculator, nothing else."""
     import numpy as np
     from ase import units
     from ase.md.langevin import Langevin
@@ -74,9 +78,9 @@ def bare_ase_speed(atoms, models, steps: int, dtype: str) -> float:
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = Langevin(atoms, units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False)
     atoms.get_forces()  # warm-up, as the engine does before timing
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     dynamics.run(steps)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), steps / (time.process_time() - cpu_start)
 
 
 def main() -> None:
@@ -102,8 +106,11 @@ def main() -> None:
         f'# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {threads}, '
         f'torch {torch.__version__}'
     )
-    print('| model | atoms | dtype | case | members | steps/s | ps/day | ms/step/member | all runs (steps/s) | load |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print(
+        '| model | atoms | dtype | case | members | steps/s (wall) | steps/s (CPU) | ps/day (CPU) | '
+        'CPU ms/step/member | all runs (wall steps/s) | load |'
+    )
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     rows = []
     with tempfile.TemporaryDirectory(prefix='explore-speed-') as scratch:
         scratch = pathlib.Path(scratch)
@@ -128,7 +135,11 @@ def main() -> None:
                                 speeds.append(bare_ase_speed(atoms, members, args.steps, dtype))
                             else:
                                 speeds.append(engine_speed(atoms, members, args.steps, dtype, run_directory))
-                        speed = {'steps_per_second': max(speeds), 'all_steps_per_second': speeds}
+                        speed = {
+                            'steps_per_second': max(wall for wall, _ in speeds),
+                            'steps_per_cpu_second': max(cpu for _, cpu in speeds),
+                            'all_steps_per_second': [wall for wall, _ in speeds],
+                        }
                         row = {
                             'size': size,
                             'natoms': natoms,
@@ -138,16 +149,19 @@ def main() -> None:
                             'steps': args.steps,
                             'steps_per_second': speed['steps_per_second'],
                             'all_steps_per_second': speed['all_steps_per_second'],
+                            'steps_per_cpu_second': speed['steps_per_cpu_second'],
                             'ps_per_day': speed['steps_per_second'] * 86400 * 1e-3,  # 1 fs steps
-                            'ms_per_step_per_member': 1000 / speed['steps_per_second'] / len(members),
+                            'ps_per_day_cpu': speed['steps_per_cpu_second'] * 86400 * 1e-3,
+                            'cpu_ms_per_step_per_member': 1000 / speed['steps_per_cpu_second'] / len(members),
                             'load_before': load_before,
                             'load_after': os.getloadavg()[0],
                         }
                         rows.append(row)
                         print(
                             f'| {size} | {natoms} | {dtype} | {case} | {len(members)} | '
-                            f'{row["steps_per_second"]:.2f} | {row["ps_per_day"]:.1f} | '
-                            f'{row["ms_per_step_per_member"]:.0f} | {", ".join(f"{v:.2f}" for v in speeds)} | '
+                            f'{row["steps_per_second"]:.2f} | {row["steps_per_cpu_second"]:.2f} | '
+                            f'{row["ps_per_day_cpu"]:.0f} | {row["cpu_ms_per_step_per_member"]:.0f} | '
+                            f'{", ".join(f"{value:.2f}" for value in row["all_steps_per_second"])} | '
                             f'{load_before:.1f} / {row["load_after"]:.1f} |',
                             flush=True,
                         )

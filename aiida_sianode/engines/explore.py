@@ -421,6 +421,7 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
         raise
     setup_time = time.perf_counter() - setup_start
     start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         while True:
             energy = float(atoms.get_potential_energy())
@@ -471,6 +472,7 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
     finally:
         writer.close()
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     counts = count_trust_levels(deviations, lower, upper)
     results = {
         'status': 'ok' if stop_reason in ('completed', 'uncertainty') else stop_reason,
@@ -492,6 +494,9 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
         'setup_time_s': setup_time,
         'wall_time_s': wall,
         'steps_per_second': step / wall if wall > 0 and step else 0.0,
+        # CPU time of this process: on a shared machine ``steps / cpu_time_s`` estimates the speed on an idle one
+        'cpu_time_s': cpu,
+        'steps_per_cpu_second': step / cpu if cpu > 0 and step else 0.0,
         'ns_per_day': step * params['timestep_fs'] * 1e-6 / wall * 86400 if wall > 0 and step else 0.0,
         'units': {'time': 'fs', 'temperature': 'K', 'pressure': 'GPa', 'volume': 'Å^3', 'deviation': 'eV/Å'},
     }
