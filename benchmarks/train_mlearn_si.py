@@ -40,6 +40,17 @@ def _sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def processor_name() -> str:
+    """Return the CPU model from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    try:
+        for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def import_labels(path: pathlib.Path) -> list:
     """Store every frame of an mlearn extxyz file as a LabelData (energy ``dft_energy``, forces ``dft_forces``).
 
@@ -266,7 +277,7 @@ def main(argv=None) -> int:
     print(
         f'dataset<{dataset.pk}> {dataset.split_counts}, test dataset<{test_dataset.pk}> {test_dataset.n_frames} frames'
     )
-    machine = {'cpus': os.cpu_count(), 'processor': platform.processor(), 'python': sys.version.split()[0]}
+    machine = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
     for protocol in args.protocol or ['fast']:
         print(f'training a committee of {args.committee} with the {protocol} protocol', flush=True)
         record = run_protocol(code, dataset, test_dataset, protocol, args.committee, overrides)
