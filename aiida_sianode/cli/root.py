@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 from aiida.cmdline.groups import VerdiCommandGroup
-from aiida.cmdline.params import options
+from aiida.cmdline.params import options, types
 
 
 @click.group('aiida-sianode', cls=VerdiCommandGroup, context_settings={'help_option_names': ['-h', '--help']})
-@options.PROFILE(type=click.UNPROCESSED, expose_value=False, is_eager=True, callback=None)
+@options.PROFILE(type=types.ProfileParamType(load_profile=True), expose_value=False)
 def cmd_root():
     """Machine-learning potentials for battery anodes, as provenance-tracked AiiDA work chains."""
 

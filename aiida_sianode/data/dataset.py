@@ -266,13 +266,18 @@ def _assign_splits(
 ) -> list[str]:
     """Assign ``n_new`` frames to splits so that the whole dataset approaches the requested fractions.
 
-    The number of new valid (test) frames is ``round(fraction * (n_previous + n_new))`` minus the parent's count,
-    clipped to what is available, so small growth steps do not drift the fractions. Which new frames go where is a
+    The number of new valid (test) frames is ``round(fraction * (n_previous + n_new))`` minus the parent's count
+    (at least one valid frame in all when the valid fraction is non-zero and there are two frames), clipped to what is
+    available, so small growth steps do not drift the fractions. Which new frames go where is a
     permutation drawn from ``numpy.random.default_rng(seed)``: the same frames and seed give the same splits.
     """
     total = n_previous + n_new
     n_test = int(np.clip(round(test_fraction * total) - previous_counts.get('test', 0), 0, n_new))
-    n_valid = int(np.clip(round(valid_fraction * total) - previous_counts.get('valid', 0), 0, n_new - n_test))
+    # Training needs a validation frame: a non-zero fraction of a small set still gets one (when it has two frames).
+    valid_target = round(valid_fraction * total)
+    if valid_fraction > 0 and total >= 2:
+        valid_target = max(valid_target, 1)
+    n_valid = int(np.clip(valid_target - previous_counts.get('valid', 0), 0, n_new - n_test))
     order = np.random.default_rng(seed).permutation(n_new)
     splits = ['train'] * n_new
     for position, index in enumerate(order):

@@ -55,8 +55,8 @@ PREDICTIONS_FILENAME = 'test_predictions.npz'
 CONFIG_FILENAME = 'config.json'
 MACE_WORK_DIR = 'mace_run'
 
-#: Files a calculation retrieves: everything else (checkpoints, mace's scratch) stays on the remote machine.
-RETRIEVE_FILES = (MODEL_FILENAME, METRICS_FILENAME, LOG_FILENAME, PREDICTIONS_FILENAME)
+#: The files the engine leaves for the calculation to bring back; mace's scratch folder stays on the remote machine.
+OUTPUT_FILES = (MODEL_FILENAME, METRICS_FILENAME, LOG_FILENAME, PREDICTIONS_FILENAME)
 
 STATUS_OK = 'ok'
 STATUS_NAN_LOSS = 'nan_loss'
@@ -608,12 +608,13 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
         frames['train'][index].info.get('REF_stress') is not None for index in indices
     )
     # mace drops the last incomplete batch: a batch larger than the data would leave no batch at all (small
-    # datasets at the start of a campaign), so the batch sizes are capped by the numbers of frames.
+    # datasets at the start of a campaign), so the batch sizes are capped by the numbers of frames (isolated atoms
+    # are not training frames for mace).
     n_valid = len(frames['valid'])
-    if parameters['batch_size'] > len(indices) or parameters['valid_batch_size'] > max(n_valid, 1):
+    if parameters['batch_size'] > len(drawn) or parameters['valid_batch_size'] > max(n_valid, 1):
         parameters = {
             **parameters,
-            'batch_size': min(parameters['batch_size'], len(indices)),
+            'batch_size': min(parameters['batch_size'], len(drawn)),
             'valid_batch_size': min(parameters['valid_batch_size'], max(n_valid, 1)),
         }
         metrics['batch_sizes_capped'] = {

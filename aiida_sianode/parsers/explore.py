@@ -99,6 +99,12 @@ class ExploreParser(Parser):
             stop_reason = results.get('stop_reason', status)
         if frames:
             trajectory, deviations = frames_to_nodes(frames)
+            # The frame that broke a run (atoms too close, NaN, runaway temperature) is kept for the record but marked,
+            # so that selection never sends it to a labeler.
+            broken = np.zeros(len(frames), dtype=int)
+            if stop_reason in engine.PHYSICAL_STOPS:
+                broken[-1] = 1
+            deviations.set_array('physically_broken', broken)
             self.out('trajectory', trajectory)
             self.out('deviations', deviations)
             self.out('stop_reason', orm.Str(stop_reason))

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import WorkChain, append_, calcfunction
@@ -181,7 +182,11 @@ def summarise_explorations(lower_trust: orm.Float, upper_trust: orm.Float, runs:
     for key, run in sorted(runs.get_dict().items()):
         record = dict(run, key=key)
         node = deviations.get(key)
-        record['max_force_deviation'] = node.get_array('max_force_deviation').tolist() if node is not None else []
+        values = node.get_array('max_force_deviation').astype(float) if node is not None else np.zeros(0)
+        if node is not None and 'physically_broken' in node.get_arraynames():
+            # the frame that broke a run is failed whatever the committee said
+            values[node.get_array('physically_broken').astype(bool)] = np.inf
+        record['max_force_deviation'] = values.tolist()
         records.append(record)
     return orm.Dict(summarise_runs(records, lower_trust.value, upper_trust.value))
 
@@ -193,9 +198,12 @@ def _list_of(value, name: str) -> list:
     return values
 
 
-def validate_grid(inputs, _) -> str | None:
+def validate_grid(inputs, ctx) -> str | None:
     """Refuse an ill-formed grid before anything runs: unknown ensemble, T <= 0, \\|P\\| > 10 GPa (100 kbar), steps
-    < 0, lower >= upper, grid keys in ``parameters``, unknown parameters, NPT on a non-periodic structure."""
+    < 0, lower >= upper, grid keys in ``parameters``, unknown parameters, NPT on a non-periodic structure.
+
+    When a wrapping work chain exposes these inputs without ``potentials`` or ``structures`` (it fills them in
+    later), their absence is not an error here."""
     try:
         lower = inputs['lower_trust'].value
         upper = inputs['upper_trust'].value
@@ -208,10 +216,12 @@ def validate_grid(inputs, _) -> str | None:
                 f'`parameters` must not set {", ".join(forbidden)}: the grid inputs (ensembles, temperatures, '
                 'pressures, steps) and lower_trust/upper_trust set them'
             )
-        if not inputs.get('potentials'):
+        if not inputs.get('potentials') and (ctx is None or 'potentials' in ctx):
             return 'the committee needs at least one potential in `potentials`'
         structures = inputs.get('structures') or {}
         if not structures:
+            if ctx is not None and 'structures' not in ctx:
+                return None
             return 'give at least one starting structure in `structures`'
         keys = sorted(structures)
         grid = build_grid(

@@ -173,8 +173,13 @@ class _Run:
         pbc = trajectory.base.attributes.get('pbc', None)
         self.pbc = [bool(flag) for flag in pbc] if pbc is not None else [self.cells is not None] * 3
         self.stepids = trajectory.get_stepids()
-        self.deviations = {name: deviations.get_array(name) for name in DEVIATIONS}
+        self.deviations = {name: np.array(deviations.get_array(name), dtype=float) for name in DEVIATIONS}
         self.n_frames = trajectory.numsteps
+        # A frame that physically broke its run counts as failed, whatever the committee said about it.
+        if 'physically_broken' in deviations.get_arraynames():
+            broken = np.asarray(deviations.get_array('physically_broken'), dtype=bool)
+            for values in self.deviations.values():
+                values[broken] = np.inf
 
     def atoms(self, index: int):
         """Return frame ``index`` as ``ase.Atoms``."""

@@ -95,7 +95,7 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode,
-        dataset: DatasetData,
+        dataset: DatasetData | None,
         protocol: str | None = None,
         overrides: dict | None = None,
         test_dataset: DatasetData | None = None,
@@ -104,7 +104,8 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
         """Return a builder to train one model on ``dataset`` with ``code`` at ``protocol``.
 
         :param code: a ``sianode.train`` code (``sianode-train@localhost`` from ``aiida-sianode setup``).
-        :param dataset: the training set (its ``train`` and ``valid`` splits are used).
+        :param dataset: the training set (its ``train`` and ``valid`` splits are used); ``None`` leaves it to be set
+            later (the active-learning work chain fills it in each iteration).
         :param protocol: ``fast``, ``balanced`` or ``stringent``; ``None`` for the default (``balanced``).
         :param overrides: nested dict merged over the protocol inputs, for example
             ``{'train': {'parameters': {'lr': 0.005}}}``; keys the protocol does not have are refused.
@@ -114,7 +115,8 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
         :raises ValueError: parameters the engine would refuse.
         """
         _check_code(code)
-        _check_dataset(dataset, 'dataset')
+        if dataset is not None:
+            _check_dataset(dataset, 'dataset')
         if test_dataset is not None:
             _check_dataset(test_dataset, 'test_dataset')
         inputs = cls.get_protocol_inputs(protocol, overrides)
@@ -123,7 +125,8 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
             raise ValueError(f'invalid training parameters: {problem}')
         builder = cls.get_builder()
         builder.train.code = code
-        builder.train.dataset = dataset
+        if dataset is not None:
+            builder.train.dataset = dataset
         if test_dataset is not None:
             builder.train.test_dataset = test_dataset
         builder.train.parameters = orm.Dict(inputs['train']['parameters'])
@@ -357,7 +360,7 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode,
-        dataset: DatasetData,
+        dataset: DatasetData | None,
         protocol: str | None = None,
         overrides: dict | None = None,
         committee_size: int = 3,
@@ -380,7 +383,8 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
         if 'bootstrap' not in ((overrides or {}).get('train') or {}).get('parameters', {}):
             parameters['bootstrap'] = True
         builder = cls.get_builder()
-        builder.dataset = dataset
+        if dataset is not None:
+            builder.dataset = dataset
         if test_dataset is not None:
             _check_dataset(test_dataset, 'test_dataset')
             builder.test_dataset = test_dataset
