@@ -1,0 +1,314 @@
+"""``aiida-sianode run``, ``campaign show`` and ``provenance ...``: the active-learning campaign from the shell."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+import time
+import warnings
+
+import click
+from aiida.cmdline.utils import decorators
+
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+
+TABLE_COLUMNS = [
+    ('iteration', 'iter'),
+    ('labels_added', '+labels'),
+    ('labels_failed', 'failed'),
+    ('training_set_frames', 'train set'),
+    ('accurate_fraction', 'accurate'),
+    ('candidate_fraction', 'candidate'),
+    ('failed_fraction', 'failed fr.'),
+    ('selected', 'selected'),
+    ('test_rmse_e_mev', 'E RMSE meV/at'),
+    ('test_rmse_f_mev_a', 'F RMSE meV/Å'),
+    ('wall_time_train_s', 'train s'),
+    ('wall_time_explore_s', 'explore s'),
+    ('wall_time_label_s', 'label s'),
+]
+
+
+def _load_code(label: str):
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_code(label)
+    except NotExistent:
+        raise click.ClickException(f'code `{label}` not found: run `aiida-sianode setup` first') from None
+
+
+def build_campaign(spec, spec_path: pathlib.Path):
+    """Return the builder of the campaign described by ``spec`` (structures are built and stored first)."""
+    from aiida import orm
+
+    from aiida_sianode.campaign_spec import build_structures
+    from aiida_sianode.workflows.active_learning import ActiveLearningWorkChain
+
+    labeler_code = _load_code(spec.labeler.code or 'sianode-label@localhost')
+    train_code = _load_code(spec.training.code)
+    explore_code = _load_code(spec.exploration.code)
+    structures = build_structures(spec.structures, spec_path.parent)
+    explore_structures = (
+        build_structures(spec.explore_structures, spec_path.parent) if spec.explore_structures else None
+    )
+    explore_overrides = dict(spec.exploration.overrides)
+    explore_overrides.setdefault('temperatures', list(spec.exploration.temperatures))
+    explore_overrides.setdefault('ensembles', list(spec.exploration.ensembles))
+    if spec.exploration.pressures:
+        explore_overrides.setdefault('pressures', list(spec.exploration.pressures))
+    if spec.exploration.steps:
+        explore_overrides.setdefault('steps', [spec.exploration.steps])
+    test_set = orm.load_node(spec.test_set) if spec.test_set is not None else None
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        labeler_code,
+        structures,
+        labeler=spec.labeler.name,
+        train_code=train_code,
+        explore_code=explore_code,
+        protocol=spec.labeler.protocol,
+        train_protocol=spec.training.protocol,
+        explore_protocol=spec.exploration.protocol,
+        explore_structures=explore_structures,
+        label_overrides=dict(spec.labeler.overrides) or None,
+        train_overrides=dict(spec.training.overrides) or None,
+        explore_overrides=explore_overrides,
+        committee_size=spec.training.committee_size,
+        selection=spec.selection.model_dump(),
+        convergence=spec.convergence.model_dump(),
+        dataset=spec.dataset.model_dump(),
+        test_set=test_set,
+    )
+    builder.metadata.label = spec.name
+    builder.metadata.description = spec.description
+    return builder
+
+
+@cmd_root.command('run')
+@click.argument('spec_file', type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option('--submit', is_flag=True, help='Submit to the daemon and return at once.')
+@click.option(
+    '--output-dir',
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help='Where the report and plots go (default: runs/<spec name>-<pk>/).',
+)
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_run(spec_file, submit, output_dir, as_json):
+    """Run the active-learning campaign described by SPEC_FILE (a YAML file, see workflows/)."""
+    from aiida.engine import run_get_node
+    from aiida.engine import submit as submit_process
+
+    from aiida_sianode.campaign_spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(spec_file)
+    except SpecError as error:
+        fail(str(error), as_json)
+    started = time.time()
+    try:
+        builder = build_campaign(spec, spec_file)
+    except (ValueError, TypeError) as error:
+        fail(f'{spec_file}: {error}', as_json)
+    if submit:
+        node = submit_process(builder)
+        result = {'pk': node.pk, 'uuid': node.uuid, 'state': 'submitted', 'spec': str(spec_file)}
+        if as_json:
+            echo_json(result)
+        else:
+            echo_info(
+                f'submitted campaign `{spec.name}` as ActiveLearningWorkChain<{node.pk}>; '
+                f'follow it with `verdi process list` and `verdi process report {node.pk}`'
+            )
+        return
+    echo_info(f'running campaign `{spec.name}` from {spec_file} (progress below, one line per stage)', as_json)
+    with campaign_progress_only():
+        _, node = run_get_node(builder)
+    wall = time.time() - started
+    directory = output_dir or pathlib.Path('runs') / f'{spec.name}-{node.pk}'
+    summary = write_campaign_report(node, directory)
+    summary['wall_time_s'] = round(wall, 1)
+    if as_json:
+        echo_json(summary)
+        return
+    _print_summary(summary)
+    echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
+    if not node.is_finished_ok:
+        raise SystemExit(1)
+
+
+class _CampaignReportsOnly(logging.Filter):
+    """Let through the campaign's own report lines and errors; the children's reports stay in the database."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or '|ActiveLearningWorkChain|' in record.getMessage()
+
+
+@contextlib.contextmanager
+def campaign_progress_only():
+    """While a campaign runs in this interpreter, print one line per stage: its own reports, not its children's
+    (those remain in `verdi process report`), and none of torch's or e3nn's import-time warnings."""
+    handlers = [handler for handler in logging.getLogger('aiida').handlers + logging.getLogger().handlers]
+    report_filter = _CampaignReportsOnly()
+    for handler in handlers:
+        handler.addFilter(report_filter)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(report_filter)
+
+
+@cmd_root.group('campaign')
+def cmd_campaign():
+    """Inspect active-learning campaigns."""
+
+
+@cmd_campaign.command('show')
+@click.argument('pk', type=str)
+@click.option(
+    '-o',
+    '--output-dir',
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help='Where to write the learning curve PNG and the table (default: runs/campaign-<pk>/).',
+)
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_campaign_show(pk, output_dir, as_json):
+    """Print the per-iteration table of campaign PK and write its learning curve."""
+    from aiida import orm
+
+    node = orm.load_node(pk)
+    if node.process_type is None or (
+        'active_learning' not in (node.process_type or '') and 'ActiveLearning' not in (node.process_type or '')
+    ):
+        fail(f'node {pk} is not an ActiveLearningWorkChain', as_json)
+    directory = output_dir or pathlib.Path('runs') / f'campaign-{node.pk}'
+    summary = write_campaign_report(node, directory)
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_summary(summary)
+        echo_info(f'learning curve: {summary["plot"]}')
+
+
+def write_campaign_report(node, directory: pathlib.Path) -> dict:
+    """Write ``iterations.json``, ``report.md`` and ``learning_curve.png`` of campaign ``node``; return the summary."""
+    import json
+
+    from aiida_sianode.analysis.campaign import campaign_summary, plot_learning_curve
+
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = campaign_summary(node)
+    plot = directory / 'learning_curve.png'
+    if summary['iterations']:
+        plot_learning_curve(summary['iterations'], plot, title=f'{node.label or "campaign"} <{node.pk}>')
+        summary['plot'] = str(plot)
+    else:
+        summary['plot'] = None
+    (directory / 'iterations.json').write_text(json.dumps(summary, indent=2, default=str))
+    summary['report'] = str(directory / 'iterations.json')
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    echo_info(
+        f'campaign <{summary["pk"]}> {summary["state"]} (exit status {summary["exit_status"]}): '
+        f'stop reason {summary["stop_reason"]}'
+    )
+    rows = summary['iterations']
+    if rows:
+        echo_table(rows, [key for key, _ in TABLE_COLUMNS], [header for _, header in TABLE_COLUMNS])
+    echo_info(
+        f'training set <{summary.get("training_set")}>: {summary.get("training_set_frames")} frames; '
+        f'committee: {summary.get("committee")}; labels computed {summary.get("labels_computed")}, '
+        f'failed {summary.get("labels_failed")}'
+    )
+
+
+@cmd_root.group('provenance')
+def cmd_provenance():
+    """Provenance queries: which DFT calculations are behind a potential, which potentials used a label."""
+
+
+@cmd_provenance.command('labels')
+@click.argument('potential_pk', type=str)
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_provenance_labels(potential_pk, as_json):
+    """List the labels behind POTENTIAL_PK with the calculations, codes and levels of theory that made them."""
+    from aiida import orm
+
+    from aiida_sianode.data.potential import PotentialData
+    from aiida_sianode.provenance import calculations_behind_labels, labels_behind_potential, summarise_calculations
+
+    potential = orm.load_node(potential_pk)
+    if not isinstance(potential, PotentialData):
+        fail(f'node {potential_pk} is a {type(potential).__name__}, not a PotentialData', as_json)
+    labels = labels_behind_potential(potential)
+    rows = calculations_behind_labels(labels)
+    result = {
+        'potential': potential.pk,
+        'n_labels': len(labels),
+        'labels': rows,
+        'by_code': summarise_calculations(rows),
+    }
+    if as_json:
+        echo_json(result)
+        return
+    echo_info(f'PotentialData<{potential.pk}>: {len(labels)} labels')
+    echo_table(summarise_calculations(rows), list(summarise_calculations(rows)[0]) if rows else [])
+
+
+@cmd_provenance.command('potentials')
+@click.argument('label_pk', type=str)
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_provenance_potentials(label_pk, as_json):
+    """List the potentials trained on a data set that contains LABEL_PK."""
+    from aiida import orm
+
+    from aiida_sianode.provenance import potentials_using_label
+
+    potentials = potentials_using_label(orm.load_node(label_pk))
+    result = [{'pk': node.pk, 'uuid': node.uuid, 'ctime': node.ctime.isoformat()} for node in potentials]
+    if as_json:
+        echo_json(result)
+        return
+    echo_table(result, ['pk', 'uuid', 'ctime'])
+
+
+@cmd_provenance.command('export')
+@click.argument('campaign_pk', type=str)
+@click.option(
+    '-o',
+    '--output',
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    required=True,
+    help='extxyz file of the final training set with per-frame provenance.',
+)
+@click.option(
+    '--archive',
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help='Also write an AiiDA archive of the campaign and everything it made.',
+)
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_provenance_export(campaign_pk, output, archive, as_json):
+    """Export the dataset of campaign CAMPAIGN_PK as extxyz (and optionally the whole campaign as an archive)."""
+    from aiida import orm
+
+    from aiida_sianode.provenance import export_campaign
+
+    result = export_campaign(orm.load_node(campaign_pk), output, archive=archive)
+    if as_json:
+        echo_json(result)
+        return
+    echo_info(f'{result["frames"]} frames -> {output}' + (f'; archive -> {archive}' if archive else ''))

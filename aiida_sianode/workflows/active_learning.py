@@ -1,0 +1,628 @@
+"""``ActiveLearningWorkChain``: label, train a committee, explore, select, label again, until MD runs clean.
+
+One campaign, one node. Each iteration:
+
+1. train a MACE committee on the current training set (``TrainCommitteeWorkChain``);
+2. explore with it (``ExploreWorkChain``: a grid of MD runs, each with per-frame committee deviations);
+3. stop when the fraction of accurate frames (max force deviation below the lower trust level) reaches the target,
+   or at the iteration cap, or when the label budget is spent;
+4. otherwise select frames (``select_frames``: trust levels, maxvol, DIRECT or random), label them with the
+   chosen labeler, and grow the training set with the labels that succeeded (``build_dataset(parent=...)``).
+
+Failed labels are recorded in the iteration table and left out; the campaign stops with an exit code only when more
+than ``convergence.max_failed_label_fraction`` of one batch of labels fails. The final committee is always the one
+trained on the final training set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, append_, if_, while_
+from aiida.plugins import WorkflowFactory
+
+from aiida_sianode.data.dataset import DatasetData
+from aiida_sianode.data.potential import PotentialData
+from aiida_sianode.workflows.explore import ExploreWorkChain, _as_structure_dict
+from aiida_sianode.workflows.select import select_from_exploration
+from aiida_sianode.workflows.select import validate_parameters as validate_selection_parameters
+from aiida_sianode.workflows.train import TrainCommitteeWorkChain
+
+LABELER_ENTRY_POINTS = {name: f'sianode.label.{name}' for name in ('gpaw', 'xtb', 'vasp', 'castep')}
+
+#: The campaign's selection defaults; any key of :data:`aiida_sianode.workflows.select.DEFAULT_PARAMETERS` may be set.
+DEFAULT_SELECTION = {'strategy': 'trust', 'lower': 0.05, 'upper': 0.5, 'max_per_run': 2, 'max_total': 10, 'seed': 0}
+DEFAULT_CONVERGENCE = {
+    'accurate_fraction': 0.99,
+    'max_iterations': 3,
+    'max_labels': 100,
+    'max_failed_label_fraction': 0.5,
+}
+DEFAULT_DATASET = {'valid_fraction': 0.1, 'seed': 0, 'allow_mixed': False}
+
+
+def _validate_selection(value, _ctx):
+    if value is None:
+        return None
+    try:
+        validate_selection_parameters({**DEFAULT_SELECTION, **value.get_dict()})
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _validate_convergence(value, _ctx):
+    if value is None:
+        return None
+    unknown = set(value.get_dict()) - set(DEFAULT_CONVERGENCE)
+    if unknown:
+        return (
+            f'unknown convergence keys: {", ".join(sorted(unknown))}; known: {", ".join(sorted(DEFAULT_CONVERGENCE))}'
+        )
+    data = {**DEFAULT_CONVERGENCE, **value.get_dict()}
+    if not 0 < data['accurate_fraction'] <= 1:
+        return f'accurate_fraction must be in (0, 1], got {data["accurate_fraction"]}'
+    if not 0 <= data['max_failed_label_fraction'] <= 1:
+        return f'max_failed_label_fraction must be in [0, 1], got {data["max_failed_label_fraction"]}'
+    if data['max_iterations'] < 1 or data['max_labels'] < 1:
+        return 'max_iterations and max_labels must be at least 1'
+    return None
+
+
+def _validate_dataset(value, _ctx):
+    if value is None:
+        return None
+    unknown = set(value.get_dict()) - set(DEFAULT_DATASET)
+    if unknown:
+        return f'unknown dataset keys: {", ".join(sorted(unknown))}; known: {", ".join(sorted(DEFAULT_DATASET))}'
+    return None
+
+
+def _validate_labeler(value, _ctx):
+    if value is not None and value.value not in LABELER_ENTRY_POINTS:
+        return f'unknown labeler `{value.value}`; choose one of {", ".join(LABELER_ENTRY_POINTS)}'
+    return None
+
+
+class ActiveLearningWorkChain(WorkChain):
+    """An active-learning campaign: grow a DFT training set until a MACE committee explores it with confidence."""
+
+    @classmethod
+    def define(cls, spec):
+        """Define inputs, outline, outputs and exit codes."""
+        super().define(spec)
+        spec.input_namespace(
+            'structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='Structures to label before the first training.',
+        )
+        spec.input(
+            'training_set',
+            valid_type=DatasetData,
+            required=False,
+            help="Start from this training set (for example a finished campaign's) instead of labeling.",
+        )
+        spec.input_namespace(
+            'potentials',
+            valid_type=PotentialData,
+            dynamic=True,
+            required=False,
+            help='A committee trained on `training_set`: the first iteration then skips training.',
+        )
+        spec.input_namespace(
+            'explore_structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help='Starting structures of the explorations.',
+        )
+        spec.input(
+            'test_set',
+            valid_type=DatasetData,
+            required=False,
+            help='Held-out labels: committee RMSEs on it are reported per iteration.',
+        )
+
+        spec.input_namespace('label', help='How new structures are labelled.')
+        spec.input('label.labeler', valid_type=orm.Str, validator=_validate_labeler, help='gpaw, xtb, vasp or castep.')
+        spec.input('label.code', valid_type=orm.AbstractCode)
+        spec.input('label.protocol', valid_type=orm.Str, default=lambda: orm.Str('fast'))
+        spec.input('label.overrides', valid_type=orm.Dict, required=False)
+        spec.input('label.options', valid_type=orm.Dict, required=False)
+
+        spec.expose_inputs(TrainCommitteeWorkChain, namespace='train', exclude=('dataset', 'test_dataset'))
+        spec.expose_inputs(ExploreWorkChain, namespace='explore', exclude=('structures', 'potentials'))
+
+        spec.input(
+            'selection',
+            valid_type=orm.Dict,
+            required=False,
+            validator=_validate_selection,
+            help=f'Selection settings; defaults {DEFAULT_SELECTION}.',
+        )
+        spec.input(
+            'convergence',
+            valid_type=orm.Dict,
+            required=False,
+            validator=_validate_convergence,
+            help=f'Stopping criteria; defaults {DEFAULT_CONVERGENCE}.',
+        )
+        spec.input(
+            'dataset',
+            valid_type=orm.Dict,
+            required=False,
+            validator=_validate_dataset,
+            help=f'Training-set settings; defaults {DEFAULT_DATASET}.',
+        )
+        spec.inputs.validator = cls.validate_inputs
+
+        spec.outline(
+            cls.setup,
+            if_(cls.should_label_initial)(
+                cls.label_initial,
+                cls.inspect_labels,
+            ),
+            while_(cls.should_iterate)(
+                if_(cls.should_train)(
+                    cls.train,
+                    cls.inspect_train,
+                ),
+                cls.explore,
+                cls.inspect_explore,
+                if_(cls.should_grow)(
+                    cls.select,
+                    cls.label_selected,
+                    cls.inspect_labels,
+                ),
+                cls.close_iteration,
+            ),
+            cls.results,
+        )
+
+        spec.output('training_set', valid_type=DatasetData, help='The final training set.')
+        spec.output_namespace(
+            'committee', valid_type=PotentialData, dynamic=True, help='The committee trained on the final training set.'
+        )
+        spec.output('iterations', valid_type=orm.List, help='One row per iteration (see the docs for the columns).')
+        spec.output(
+            'stop_reason', valid_type=orm.Str, help='converged, max_iterations, label_budget or nothing_to_label.'
+        )
+        spec.output(
+            'failed_labels',
+            valid_type=orm.List,
+            required=False,
+            help='Labels that failed: structure UUID, process PK, exit status and message.',
+        )
+
+        spec.exit_code(201, 'ERROR_NO_STARTING_DATA', message='Give `structures` to label or a `training_set`.')
+        spec.exit_code(
+            401,
+            'ERROR_TOO_MANY_FAILED_LABELS',
+            message='{failed} of {total} labels failed (more than the allowed fraction {allowed}).',
+        )
+        spec.exit_code(402, 'ERROR_TRAINING_FAILED', message='The committee training failed: {message}')
+        spec.exit_code(403, 'ERROR_EXPLORATION_FAILED', message='The exploration failed: {message}')
+        spec.exit_code(404, 'ERROR_NO_LABELS', message='No label succeeded, there is nothing to train on.')
+
+    @classmethod
+    def validate_inputs(cls, value, _ctx):
+        """Refuse a campaign without starting data, or a committee without the training set it was trained on."""
+        if 'structures' not in value and 'training_set' not in value:
+            return 'give `structures` to label or a `training_set` to start from'
+        if value.get('potentials') and 'training_set' not in value:
+            return '`potentials` are only accepted together with the `training_set` they were trained on'
+        return None
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        labeler_code: orm.AbstractCode,
+        structures,
+        *,
+        labeler: str,
+        train_code: orm.AbstractCode,
+        explore_code: orm.AbstractCode,
+        protocol: str | None = None,
+        train_protocol: str | None = None,
+        explore_protocol: str | None = None,
+        explore_structures=None,
+        label_overrides: dict | None = None,
+        train_overrides: dict | None = None,
+        explore_overrides: dict | None = None,
+        committee_size: int = 3,
+        selection: dict | None = None,
+        convergence: dict | None = None,
+        dataset: dict | None = None,
+        training_set: DatasetData | None = None,
+        potentials: dict | None = None,
+        test_set: DatasetData | None = None,
+    ):
+        """Return a builder for a campaign.
+
+        :param labeler_code: the code of the labeler (``sianode-label@localhost`` for gpaw and xtb).
+        :param structures: ``StructureData`` or ``ase.Atoms`` to label first (a list or a ``{name: structure}`` dict);
+            may be empty when ``training_set`` is given.
+        :param labeler: ``gpaw``, ``xtb``, ``vasp`` or ``castep``.
+        :param protocol: protocol of the labels, and of training and MD unless ``train_protocol`` /
+            ``explore_protocol`` say otherwise.
+        :param explore_structures: starting structures of the explorations; default ``structures``.
+        :param selection: selection settings over :data:`DEFAULT_SELECTION`; ``lower`` and ``upper`` are also the
+            trust levels the explorations classify frames with.
+        :param training_set: start from this training set (and ``potentials``, its committee) instead of labeling.
+        :raises ValueError: unknown labeler, protocol or override key, or impossible settings, before anything runs.
+        """
+        if labeler not in LABELER_ENTRY_POINTS:
+            raise ValueError(f'unknown labeler `{labeler}`; choose one of {", ".join(LABELER_ENTRY_POINTS)}')
+        builder = cls.get_builder()
+        structures = _as_structure_dict(structures or None)
+        if structures:
+            builder.structures = structures
+        builder.explore_structures = _as_structure_dict(explore_structures) if explore_structures else structures
+        if not builder.explore_structures:
+            raise ValueError('give `explore_structures` (or `structures`) for the explorations to start from')
+        if training_set is not None:
+            builder.training_set = training_set
+        if potentials:
+            builder.potentials = dict(potentials)
+        if test_set is not None:
+            builder.test_set = test_set
+
+        labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[labeler])
+        # Refuse an unknown protocol or override key now, not after the first training.
+        labeler_class.get_protocol_inputs(protocol, label_overrides)
+        for structure in structures.values():
+            labeler_class.check_structure(structure, check_elements=False)
+        builder.label.labeler = orm.Str(labeler)
+        builder.label.code = labeler_code
+        builder.label.protocol = orm.Str(protocol or labeler_class.get_default_protocol())
+        if label_overrides:
+            builder.label.overrides = orm.Dict(label_overrides)
+
+        train = TrainCommitteeWorkChain.get_builder_from_protocol(
+            train_code,
+            None,
+            protocol=train_protocol or protocol,
+            overrides=train_overrides,
+            committee_size=committee_size,
+        )
+        builder.train = {key: value for key, value in train._data.items() if key not in ('dataset', 'test_dataset')}
+
+        selection = {**DEFAULT_SELECTION, **(selection or {})}
+        validate_selection_parameters(selection)
+        explore = ExploreWorkChain.get_builder_from_protocol(
+            explore_code,
+            None,
+            builder.explore_structures,
+            protocol=explore_protocol or protocol,
+            overrides={
+                **(explore_overrides or {}),
+                'lower_trust': selection['lower'],
+                'upper_trust': selection['upper'],
+            },
+        )
+        builder.explore = {
+            key: value for key, value in explore._data.items() if key not in ('structures', 'potentials')
+        }
+        builder.selection = orm.Dict(selection)
+        convergence = {**DEFAULT_CONVERGENCE, **(convergence or {})}
+        builder.convergence = orm.Dict(convergence)
+        problem = _validate_convergence(builder.convergence, None)
+        if problem:
+            raise ValueError(problem)
+        builder.dataset = orm.Dict({**DEFAULT_DATASET, **(dataset or {})})
+        problem = _validate_dataset(builder.dataset, None)
+        if problem:
+            raise ValueError(problem)
+        return builder
+
+    # ------------------------------------------------------------------------------------------------- outline steps
+
+    def setup(self):
+        """Read the settings into the context and start the iteration table."""
+        self.ctx.selection = {
+            **DEFAULT_SELECTION,
+            **(self.inputs.selection.get_dict() if 'selection' in self.inputs else {}),
+        }
+        self.ctx.convergence = {
+            **DEFAULT_CONVERGENCE,
+            **(self.inputs.convergence.get_dict() if 'convergence' in self.inputs else {}),
+        }
+        self.ctx.dataset_settings = {
+            **DEFAULT_DATASET,
+            **(self.inputs.dataset.get_dict() if 'dataset' in self.inputs else {}),
+        }
+        self.ctx.labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[self.inputs.label.labeler.value])
+        self.ctx.training_set = self.inputs.get('training_set')
+        self.ctx.potentials = dict(self.inputs.potentials) if self.inputs.get('potentials') else None
+        self.ctx.iteration = 0
+        self.ctx.rows = []
+        self.ctx.failed_labels = []
+        self.ctx.labels_used = 0
+        self.ctx.stop_reason = None
+        self.ctx.row = self._new_row(0)
+
+    def should_label_initial(self):
+        """Label the given structures unless a training set was given."""
+        return 'training_set' not in self.inputs
+
+    def label_initial(self):
+        """Label every given structure."""
+        structures = list(self.inputs.structures.items())
+        self.ctx.stage_started = 'label'
+        return self._submit_labels(structures, config_type='initial')
+
+    def inspect_labels(self):
+        """Keep the labels that succeeded, record the others, and grow (or create) the training set."""
+        succeeded, failed = [], []
+        for process in self.ctx.get('labels', []):
+            if process.is_finished_ok and 'label' in process.outputs:
+                succeeded.append(process.outputs.label)
+            else:
+                failed.append(
+                    {
+                        'iteration': self.ctx.iteration,
+                        'structure': process.inputs.structure.uuid,
+                        'process': process.pk,
+                        'exit_status': process.exit_status,
+                        'message': process.exit_message
+                        or (process.process_state.value if process.process_state else ''),
+                    }
+                )
+        total = len(succeeded) + len(failed)
+        self.ctx.failed_labels.extend(failed)
+        self.ctx.labels_used += total
+        self.ctx.row['labels_added'] = len(succeeded)
+        self.ctx.row['labels_failed'] = len(failed)
+        self.ctx.row['wall_time_label_s'] = _wall_time(self.ctx.get('labels', []))
+        self.ctx.labels = []
+        for entry in failed:
+            self.report(
+                f'label of structure {entry["structure"]} failed (process {entry["process"]}): {entry["message"]}'
+            )
+
+        allowed = self.ctx.convergence['max_failed_label_fraction']
+        if total and len(failed) / total > allowed:
+            self._store_partial()
+            return self.exit_codes.ERROR_TOO_MANY_FAILED_LABELS.format(failed=len(failed), total=total, allowed=allowed)
+        if not succeeded:
+            if self.ctx.training_set is None:
+                return self.exit_codes.ERROR_NO_LABELS
+            return None
+
+        from aiida_sianode.data.dataset import build_dataset
+
+        settings = self.ctx.dataset_settings
+        if not settings['allow_mixed']:
+            succeeded, mismatched = self._split_by_level_of_theory(succeeded)
+            self.ctx.failed_labels.extend(mismatched)
+            self.ctx.row['labels_added'] = len(succeeded)
+            self.ctx.row['labels_set_aside'] = len(mismatched)
+            for entry in mismatched:
+                self.report(f'label {entry["label"]} set aside: {entry["message"]}')
+            if not succeeded:
+                return self.exit_codes.ERROR_NO_LABELS if self.ctx.training_set is None else None
+        self.ctx.training_set = build_dataset(
+            succeeded,
+            allow_mixed=settings['allow_mixed'],
+            valid_fraction=settings['valid_fraction'],
+            seed=settings['seed'] + self.ctx.iteration,
+            parent=self.ctx.training_set,
+        )
+        self.ctx.potentials = None  # the committee must be retrained on the grown set
+        self.report(
+            f'training set {self.ctx.training_set.pk}: {self.ctx.training_set.base.attributes.get("n_frames")} frames '
+            f'(+{len(succeeded)}, {len(failed)} failed)'
+        )
+        return None
+
+    def should_iterate(self):
+        """Go on until a stop reason is set."""
+        if self.ctx.stop_reason is not None:
+            return False
+        self.ctx.iteration += 1
+        self.ctx.row = self._new_row(self.ctx.iteration)
+        return True
+
+    def should_train(self):
+        """Train unless a committee for the current training set already exists (a given one, in iteration 1)."""
+        return self.ctx.potentials is None
+
+    def train(self):
+        """Train the committee on the current training set."""
+        inputs = AttributeDict(self.exposed_inputs(TrainCommitteeWorkChain, namespace='train'))
+        inputs.dataset = self.ctx.training_set
+        if 'test_set' in self.inputs:
+            inputs.test_dataset = self.inputs.test_set
+        inputs.metadata = {'call_link_label': f'train_iteration_{self.ctx.iteration:02d}'}
+        node = self.submit(TrainCommitteeWorkChain, **inputs)
+        self.report(f'iteration {self.ctx.iteration}: training committee <{node.pk}>')
+        return ToContext(train=node)
+
+    def inspect_train(self):
+        """Take the committee, or stop if the training failed."""
+        node = self.ctx.train
+        if not node.is_finished_ok:
+            self._store_partial()
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
+        self.ctx.potentials = dict(node.outputs.potentials)
+        metrics = node.outputs.metrics.get_dict()
+        self.ctx.row['wall_time_train_s'] = _wall_time([node])
+        self.ctx.row['committee_metrics'] = _summarise_metrics(metrics)
+        return None
+
+    def explore(self):
+        """Run the exploration grid with the current committee."""
+        inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, namespace='explore'))
+        inputs.structures = dict(self.inputs.explore_structures)
+        inputs.potentials = self.ctx.potentials
+        inputs.metadata = {'call_link_label': f'explore_iteration_{self.ctx.iteration:02d}'}
+        node = self.submit(ExploreWorkChain, **inputs)
+        self.report(f'iteration {self.ctx.iteration}: exploring <{node.pk}>')
+        return ToContext(exploration=node)
+
+    def inspect_explore(self):
+        """Record the accurate / candidate / failed fractions and decide whether the campaign has converged."""
+        node = self.ctx.exploration
+        if not node.is_finished_ok:
+            self._store_partial()
+            return self.exit_codes.ERROR_EXPLORATION_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
+        summary = node.outputs.summary.get_dict()
+        total = summary['total']
+        self.ctx.row.update(
+            {
+                'accurate_fraction': total['accurate_fraction'],
+                'candidate_fraction': total['candidate_fraction'],
+                'failed_fraction': total['failed_fraction'],
+                'frames': total['frames'],
+                'stop_reasons': total.get('stop_reasons', {}),
+                'wall_time_explore_s': _wall_time([node]),
+            }
+        )
+        convergence = self.ctx.convergence
+        if total['accurate_fraction'] >= convergence['accurate_fraction']:
+            self.ctx.stop_reason = 'converged'
+        elif self.ctx.iteration >= convergence['max_iterations']:
+            self.ctx.stop_reason = 'max_iterations'
+        elif self.ctx.labels_used >= convergence['max_labels']:
+            self.ctx.stop_reason = 'label_budget'
+        self.report(
+            f'iteration {self.ctx.iteration}: accurate {total["accurate_fraction"]:.3f} candidate '
+            f'{total["candidate_fraction"]:.3f} failed {total["failed_fraction"]:.3f}'
+            + (f' -> stop: {self.ctx.stop_reason}' if self.ctx.stop_reason else '')
+        )
+        return None
+
+    def should_grow(self):
+        """Select and label only while the campaign goes on."""
+        return self.ctx.stop_reason is None
+
+    def select(self):
+        """Pick the frames to label from the explorations, within the label budget."""
+        settings = dict(self.ctx.selection)
+        budget = self.ctx.convergence['max_labels'] - self.ctx.labels_used
+        settings['max_total'] = min(settings['max_total'] or budget, budget)
+        first_member = self.ctx.potentials[sorted(self.ctx.potentials)[0]]
+        structures, report = select_from_exploration(
+            self.ctx.exploration,
+            settings,
+            potential=first_member,
+            training_set=self.ctx.training_set,
+            call_link_label=f'select_iteration_{self.ctx.iteration:02d}',
+        )
+        self.ctx.row['selected'] = len(structures)
+        self.ctx.selected = structures
+        if not structures:
+            self.ctx.stop_reason = 'nothing_to_label'
+        counts = report.get('counts', report.get('total', {}))
+        self.report(
+            f'iteration {self.ctx.iteration}: selected {len(structures)} frames with {settings["strategy"]} ({counts})'
+        )
+
+    def label_selected(self):
+        """Label the selected frames."""
+        if not self.ctx.selected:
+            return None
+        return self._submit_labels(list(self.ctx.selected.items()), config_type='active_learning')
+
+    def close_iteration(self):
+        """Finish the iteration's row of the table."""
+        row = self.ctx.row
+        row['training_set_frames'] = self.ctx.training_set.base.attributes.get('n_frames')
+        row['labels_total'] = self.ctx.labels_used
+        self.ctx.rows.append(row)
+
+    def results(self):
+        """Attach the final training set, committee, table and stop reason."""
+        self.out('training_set', self.ctx.training_set)
+        self.out('committee', self.ctx.potentials)
+        self._store_partial()
+        self.report(f'campaign finished after {self.ctx.iteration} iterations: {self.ctx.stop_reason}')
+
+    # ------------------------------------------------------------------------------------------------------ helpers
+
+    def _new_row(self, iteration: int) -> dict:
+        return {'iteration': iteration, 'labels_added': 0, 'labels_failed': 0, 'selected': 0}
+
+    def _store_partial(self):
+        rows = list(self.ctx.rows)
+        if self.ctx.row and (not rows or rows[-1]['iteration'] != self.ctx.row['iteration']):
+            rows.append(self.ctx.row)
+        self.out('iterations', orm.List(rows).store())
+        self.out('stop_reason', orm.Str(self.ctx.stop_reason or 'failed').store())
+        if self.ctx.failed_labels:
+            self.out('failed_labels', orm.List(self.ctx.failed_labels).store())
+
+    def _split_by_level_of_theory(self, labels: list) -> tuple[list, list]:
+        """Return ``(compatible, set_aside)``: labels whose level of theory differs from the training set's (or, for
+        the first set, from the most common one among ``labels``) are set aside with the differences named.
+
+        A label can differ when a labeler's SCF restart had to raise the smearing: the label is valid, but mixing it
+        into the training set would mix levels of theory.
+        """
+        from collections import Counter
+
+        from aiida_sianode.common import level_of_theory as lot
+
+        if self.ctx.training_set is not None:
+            reference = self.ctx.training_set.base.attributes.get('level_of_theory')
+        else:
+            counts = Counter(label.fingerprint for label in labels)
+            common = counts.most_common(1)[0][0]
+            reference = next(label.level_of_theory for label in labels if label.fingerprint == common)
+        compatible, set_aside = [], []
+        for label in labels:
+            found = lot.differences(reference, label.level_of_theory)
+            if found:
+                creator = label.creator
+                structure = creator.inputs.structure.uuid if creator and 'structure' in creator.inputs else None
+                set_aside.append(
+                    {
+                        'iteration': self.ctx.iteration,
+                        'label': label.uuid,
+                        'structure': structure,
+                        'process': creator.pk if creator else None,
+                        'exit_status': 0,
+                        'message': 'level of theory differs from the training set: ' + '; '.join(found),
+                    }
+                )
+            else:
+                compatible.append(label)
+        return compatible, set_aside
+
+    def _submit_labels(self, structures, config_type: str):
+        label = self.inputs.label
+        overrides = label.overrides.get_dict() if 'overrides' in label else None
+        options = label.options.get_dict() if 'options' in label else None
+        for name, structure in structures:
+            builder = self.ctx.labeler_class.get_builder_from_protocol(
+                label.code, structure, protocol=label.protocol.value, overrides=overrides, options=options
+            )
+            builder.metadata.call_link_label = _link_label(f'label_{config_type}_{self.ctx.iteration:02d}_{name}')
+            node = self.submit(builder)
+            self.to_context(labels=append_(node))
+        return None
+
+
+def _link_label(text: str) -> str:
+    """Return ``text`` as a valid link label (letters, digits and single underscores, at most 200 characters)."""
+    cleaned = re.sub(r'[^A-Za-z0-9_]', '_', text)
+    return re.sub(r'_+', '_', cleaned).strip('_')[:200]
+
+
+def _wall_time(processes) -> float:
+    """Return seconds from the first process's creation to the last one's last change (0 for none)."""
+    processes = list(processes)
+    if not processes:
+        return 0.0
+    start = min(process.ctime for process in processes)
+    end = max(process.mtime for process in processes)
+    return round((end - start).total_seconds(), 2)
+
+
+def _summarise_metrics(metrics: dict) -> dict:
+    """Keep the committee-level numbers of the training metrics for the iteration table."""
+    committee = metrics.get('committee', metrics)
+    return {key: value for key, value in committee.items() if not isinstance(value, dict | list)}
