@@ -13,6 +13,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     train,
     explore,
     dataset_import,
+    campaign,
     presample,
 )
 
