@@ -193,7 +193,7 @@ def test_engine_trains_and_metrics_match_an_independent_evaluation(trained, smal
     assert metrics['train']['n_frames'] == 8 and metrics['valid']['n_frames'] == 3 and metrics['test']['n_frames'] == 2
     assert metrics['test']['n_atoms'] == sum(len(atoms) for atoms in test)
     assert 'rmse_stress_mev_a3' not in metrics['train']
-    for name in engine.RETRIEVE_FILES:
+    for name in engine.OUTPUT_FILES:
         assert (directory / name).is_file(), name
     assert not (directory / engine.MACE_WORK_DIR / 'checkpoints').exists()
 
@@ -266,9 +266,14 @@ def test_engine_stress_metrics_and_isolated_atoms(tmp_path, small_frames):
     isolated = Atoms('Si', positions=[[0, 0, 0]], cell=[20, 20, 20], pbc=False)
     isolated.info = {'REF_energy': -0.8, 'config_type': 'IsolatedAtom'}
     isolated.arrays['REF_forces'] = np.zeros((1, 3))
-    _write_inputs(tmp_path, [isolated, *train], training[8:], parameters={'max_num_epochs': 1, 'bootstrap': True})
+    parameters = {'max_num_epochs': 1, 'bootstrap': True, 'batch_size': 10, 'valid_batch_size': 10}
+    _write_inputs(tmp_path, [isolated, *train], training[8:], parameters=parameters)
     metrics = engine.run_training(json.loads((tmp_path / 'config.json').read_text()), tmp_path)
     assert metrics['status'] == 'ok', metrics.get('error')
+    # mace drops incomplete batches: the batch sizes are capped by the 6 training (the isolated atom is no training
+    # frame for mace) and 3 validation frames
+    assert metrics['batch_sizes_capped'] == {'batch_size': 6, 'valid_batch_size': 3}
+    assert metrics['mace_arguments'][metrics['mace_arguments'].index('--batch_size') + 1] == '6'
     assert metrics['loss'] == 'stress'
     assert metrics['training_subset']['n_isolated_atoms'] == 1
     assert metrics['train']['n_frames'] == 6

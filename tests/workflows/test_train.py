@@ -177,6 +177,10 @@ def test_protocols_and_builders(train_code, datasets):
     builder = TrainCommitteeWorkChain.get_builder_from_protocol(train_code, dataset, overrides=no_bootstrap)
     assert builder.member.train.parameters['bootstrap'] is False
 
+    # the active-learning work chain sets the dataset later
+    builder = TrainCommitteeWorkChain.get_builder_from_protocol(train_code, None, protocol='fast')
+    assert 'dataset' not in builder and builder.member.train.parameters['num_channels'] == 8
+
     with pytest.raises(ProtocolError, match=r'override `train\.parameters\.learning_rate` does not exist'):
         TrainWorkChain.get_builder_from_protocol(
             train_code, dataset, overrides={'train': {'parameters': {'learning_rate': 1.0}}}
