@@ -151,7 +151,14 @@ class _CampaignReportsOnly(logging.Filter):
 def campaign_progress_only():
     """While a campaign runs in this interpreter, print one line per stage: its own reports, not its children's
     (those remain in `verdi process report`), and none of torch's or e3nn's import-time warnings."""
-    handlers = [handler for handler in logging.getLogger('aiida').handlers + logging.getLogger().handlers]
+    from aiida.cmdline.utils.log import CliHandler
+
+    # Only the terminal handlers: the database handler must keep every child's report for `verdi process report`.
+    handlers = [
+        handler
+        for handler in logging.getLogger('aiida').handlers + logging.getLogger().handlers
+        if isinstance(handler, CliHandler | logging.StreamHandler)
+    ]
     report_filter = _CampaignReportsOnly()
     for handler in handlers:
         handler.addFilter(report_filter)

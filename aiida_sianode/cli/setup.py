@@ -15,6 +15,10 @@ LOCAL_CODES = {
 }
 
 
+#: processes whose identical inputs are taken from AiiDA's cache instead of being recomputed
+CACHED_PROCESSES = ('aiida.calculations:sianode.label',)
+
+
 def ensure_profile(profile_name: str, broker: str = 'core.zeromq'):
     """Load ``profile_name``; create it first (SQLite storage, ZeroMQ broker) when it does not exist.
 
@@ -39,6 +43,12 @@ def ensure_profile(profile_name: str, broker: str = 'core.zeromq'):
         config.set_option('runner.poll.interval', 1, scope=profile_name)
         config.set_option('warnings.development_version', False, scope=profile_name)
         created = True
+    # Identical labeling inputs are never recomputed: AiiDA's caching for the label calculations.
+    enabled = list(config.get_option('caching.enabled_for', scope=profile_name) or [])
+    for identifier in CACHED_PROCESSES:
+        if identifier not in enabled:
+            enabled.append(identifier)
+    config.set_option('caching.enabled_for', enabled, scope=profile_name)
     if config.default_profile_name is None or created:
         config.set_default_profile(profile_name, overwrite=True)
     config.store()
@@ -137,6 +147,7 @@ def cmd_setup(profile_name, workdir, as_json):
         'computer': computer.label,
         'computer_created': computer_created,
         'codes': {f'{label}@{computer.label}': info for label, info in codes.items()},
+        'caching_enabled_for': list(CACHED_PROCESSES),
     }
     if as_json:
         echo_json(summary)

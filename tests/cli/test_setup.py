@@ -34,6 +34,9 @@ def test_setup_is_idempotent_and_json_is_clean(tmp_path):
     }
     assert all(code['created'] for code in first['codes'].values())
     assert first['codes']['sianode-label@localhost']['executable'] == sys.executable
+    assert first['caching_enabled_for'] == ['aiida.calculations:sianode.label']
+    config = json.loads((tmp_path / '.aiida' / 'config.json').read_text())
+    assert config['profiles']['sianode']['options']['caching.enabled_for'] == ['aiida.calculations:sianode.label']
 
     second = json.loads(run_cli('setup', '--json', aiida_path=tmp_path).stdout)
     assert second['profile_created'] is False
