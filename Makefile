@@ -25,7 +25,7 @@ profile: install
 	$(BIN)/aiida-sianode setup
 
 demo: profile
-	$(BIN)/aiida-sianode demo
+	$(BIN)/aiida-sianode run workflows/si_lixsi_gpaw.yaml
 
 test: install
 	$(BIN)/python -m pytest -q -ra tests

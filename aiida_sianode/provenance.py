@@ -335,3 +335,44 @@ def potentials_using_label(label) -> list:
     for node in query.all(flat=True):
         found.setdefault(node.pk, node)
     return [found[pk] for pk in sorted(found)]
+
+
+#: AiiDA node types holding licensed pseudopotential files, which must not leave in an archive of ours
+LICENSED_NODE_TYPES = ('PotcarData', 'PotcarFileData')
+
+
+def export_campaign(campaign, path, *, archive=None) -> dict:
+    """Export a campaign's final training set as extxyz (per-frame label, calculation and source), and optionally the
+    whole campaign with everything it made and used as an AiiDA archive.
+
+    :param campaign: a finished ``ActiveLearningWorkChain`` node (it must have the ``training_set`` output).
+    :param path: the extxyz file to write.
+    :param archive: an ``.aiida`` file to write, or ``None``.
+    :raises ValueError: the campaign has no training set, or its provenance holds licensed POTCAR nodes (an archive
+        would carry them; export the extxyz only).
+    """
+    from aiida.tools.archive import create_archive
+    from aiida.tools.graph.graph_traversers import get_nodes_export
+
+    if 'training_set' not in campaign.outputs:
+        raise ValueError(f'process {campaign.pk} has no `training_set` output: is it a finished campaign?')
+    dataset = campaign.outputs.training_set
+    frames = dataset.export(path)
+    result = {'campaign': campaign.pk, 'training_set': dataset.pk, 'frames': frames, 'extxyz': str(path)}
+    if archive is not None:
+        pks = set(get_nodes_export([campaign.pk])['nodes'])
+        licensed = (
+            orm.QueryBuilder()
+            .append(orm.Node, filters={'id': {'in': list(pks)}, 'node_type': {'like': '%Potcar%'}}, project='id')
+            .all(flat=True)
+            if pks
+            else []
+        )
+        if licensed:
+            raise ValueError(
+                f'the provenance of campaign {campaign.pk} holds {len(licensed)} POTCAR nodes, which are licensed and '
+                'must not leave in an archive; export the training set as extxyz only'
+            )
+        create_archive([campaign], filename=archive, overwrite=True)
+        result.update({'archive': str(archive), 'archive_nodes': len(pks)})
+    return result

@@ -32,8 +32,8 @@ def _load_profile(as_json: bool):
     'fmt',
     type=click.Choice(sorted(FORMATS)),
     default=None,
-    help='Format of every file given; by default told from each name (*.extxyz/*.xyz, vasprun*.xml, OUTCAR*, '
-    '*.castep, *.geom, *.md).',
+    help='Format of every file given; by default told from each name (.extxyz/.xyz, vasprun...xml, OUTCAR..., '
+    '.castep, .geom, .md).',
 )
 @click.option('--energy-key', default=None, help='extxyz info key of the total energy in eV (default: energy).')
 @click.option('--forces-key', default=None, help='extxyz per-atom array of the forces in eV/Å (default: forces).')

@@ -164,6 +164,7 @@ class ActiveLearningWorkChain(WorkChain):
             if_(cls.should_label_initial)(
                 cls.label_initial,
                 cls.inspect_labels,
+                cls.close_iteration,
             ),
             while_(cls.should_iterate)(
                 if_(cls.should_train)(

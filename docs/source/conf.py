@@ -14,3 +14,4 @@ exclude_patterns = ['build']
 html_theme = 'sphinx_book_theme'
 html_title = 'aiida-sianode'
 suppress_warnings = ['myst.header']
+myst_heading_anchors = 3
