@@ -6,7 +6,8 @@ Outputs (one node each per run, never one node per frame):
   plus arrays ``energy`` (committee mean, eV), ``forces`` (committee mean, eV/Å) and ``atomic_force_deviation``
   (eV/Å, per atom);
 * ``deviations`` (``ArrayData``): ``max_force_deviation`` (eV/Å), ``energy_std_per_atom`` (eV/atom),
-  ``temperature`` (K), ``pressure_gpa``, ``volume`` (Å^3), ``time_fs``, ``step``;
+  ``temperature`` (K), ``pressure_gpa``, ``volume`` (Å^3), ``time_fs``, ``step``, and ``physically_broken`` (1 for
+  the frame a physically broken run ended on, else 0: selection never labels it);
 * ``stop_reason`` (``Str``) and ``summary`` (``Dict``).
 
 The frames are read from ``frames.extxyz`` as far as they are complete, so a run that crashed or was killed still

@@ -101,7 +101,8 @@ def test_run_gives_one_trajectory_and_deviations(explore_code, potentials):
     assert trajectory.get_array('atomic_force_deviation').shape == (5, 8)
     deviations = results['deviations']
     names = {'max_force_deviation', 'energy_std_per_atom', 'temperature', 'pressure_gpa', 'volume', 'time_fs', 'step'}
-    assert set(deviations.get_arraynames()) == names
+    assert set(deviations.get_arraynames()) == names | {'physically_broken'}
+    assert deviations.get_array('physically_broken').tolist() == [0] * 5
     assert deviations.get_array('step').tolist() == [0, 5, 10, 15, 20]
     assert deviations.get_array('temperature')[0] == pytest.approx(600.0)
     assert np.allclose(deviations.get_array('volume'), 5.43**3)

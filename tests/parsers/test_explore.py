@@ -124,6 +124,7 @@ def test_physical_stops_keep_frames(aiida_localhost, tmp_path, engine_run, statu
     assert words in call.exit_message
     assert outputs['stop_reason'].value == status
     assert outputs['trajectory'].numsteps == 6
+    assert outputs['deviations'].get_array('physically_broken').tolist() == [0, 0, 0, 0, 0, 1]
 
 
 def test_engine_error_keeps_frames(aiida_localhost, tmp_path, engine_run):
@@ -133,6 +134,7 @@ def test_engine_error_keeps_frames(aiida_localhost, tmp_path, engine_run):
     assert call.exit_status == EXIT.ERROR_ENGINE_FAILED.status
     assert 'RuntimeError: out of memory' in call.exit_message
     assert outputs['stop_reason'].value == 'error'
+    assert outputs['deviations'].get_array('physically_broken').tolist() == [0] * 6
     assert outputs['deviations'].get_array('step').size == 6
 
 

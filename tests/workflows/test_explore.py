@@ -222,13 +222,14 @@ def test_grid_run(explore_code, potentials):
     for key in ('run_002', 'run_003'):
         assert runs[key]['stop_reason'] == 'completed'
         assert runs[key]['frames'] == 3
-    everything = np.concatenate(
-        [results['deviations'][key].get_array('max_force_deviation') for key in sorted(results['deviations'])]
-    )
+    arrays = [results['deviations'][key] for key in sorted(results['deviations'])]
+    everything = np.concatenate([node.get_array('max_force_deviation') for node in arrays])
+    broken = np.concatenate([node.get_array('physically_broken') for node in arrays]).astype(bool)
+    assert broken.tolist() == [True, True] + [False] * 6  # the frame each broken run ended on
     total = summary['total']
     assert total['frames'] == everything.size == 8
-    assert total['accurate'] == int((everything < 0.005).sum())
-    assert total['failed'] == int((everything >= 0.5).sum())
+    assert total['accurate'] == int((everything[~broken] < 0.005).sum())
+    assert total['failed'] == int((everything[~broken] >= 0.5).sum()) + 2  # a broken frame is failed whatever its d
     assert total['candidate'] == 8 - total['accurate'] - total['failed']
     assert total['accurate_fraction'] + total['candidate_fraction'] + total['failed_fraction'] == pytest.approx(1)
     assert total['stop_reasons'] == {'min_distance': 2, 'completed': 2}
