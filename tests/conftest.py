@@ -75,3 +75,30 @@ def lammps_code(aiida_localhost):
             filepath_executable=str(executable),
             default_calc_job_plugin='lammps.base',
         ).store()
+
+
+@pytest.fixture(scope='session')
+def engine_codes(aiida_profile, tmp_path_factory):
+    """Session-wide ``(label_code, train_code, explore_code)`` on their own local computer, for module-scoped
+    fixtures that run a whole campaign once."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        computer = orm.load_computer('sianode-session-localhost')
+    except NotExistent:
+        computer = orm.Computer(
+            label='sianode-session-localhost',
+            hostname='localhost',
+            transport_type='core.local',
+            scheduler_type='core.direct',
+            workdir=str(tmp_path_factory.mktemp('sianode_scratch')),
+        ).store()
+        computer.configure(safe_interval=0)
+        computer.set_minimum_job_poll_interval(0)
+        computer.set_default_mpiprocs_per_machine(1)
+    return (
+        _python_code(computer, 'sianode-label', 'sianode.label'),
+        _python_code(computer, 'sianode-train', 'sianode.train'),
+        _python_code(computer, 'sianode-explore', 'sianode.explore'),
+    )
