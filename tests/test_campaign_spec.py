@@ -1,0 +1,70 @@
+"""Campaign specs: the shipped specs validate, and bad specs are refused with the path of every bad key."""
+
+import pathlib
+
+import pytest
+import yaml
+
+from aiida_sianode.campaign_spec import SpecError, load_spec, parse_spec
+
+WORKFLOWS = pathlib.Path(__file__).resolve().parent.parent / 'workflows'
+
+MINIMAL = {
+    'name': 'toy',
+    'structures': [{'builder': 'si-crystal', 'parameters': {'size': [1, 1, 1]}}],
+    'labeler': {'name': 'xtb'},
+}
+
+
+@pytest.mark.parametrize('name', ['si_lixsi_gpaw.yaml', 'si_lixsi_xtb.yaml'])
+def test_shipped_specs_are_valid(name):
+    spec = load_spec(WORKFLOWS / name)
+    assert spec.training.committee_size == 3
+    assert spec.selection.lower < spec.selection.upper
+    assert spec.labeler.name in name
+
+
+def test_defaults_fill_a_minimal_spec():
+    spec = parse_spec(MINIMAL)
+    assert spec.structures[0].seeds == [0]
+    assert spec.convergence.accurate_fraction == 0.99
+    assert spec.exploration.ensembles == ['nvt']
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'trainning': {}}, 'trainning: unknown key'),
+        ({'training': {'committe_size': 3}}, 'training.committe_size: unknown key'),
+        ({'training': {'committee_size': 'three'}}, 'training.committee_size: Input should be a valid integer'),
+        ({'selection': {'lower': 0.6, 'upper': 0.5}}, 'lower trust level 0.6 must be below the upper one 0.5'),
+        ({'convergence': {'accurate_fraction': 1.5}}, 'convergence.accurate_fraction: Input should be less than'),
+        ({'labeler': {'name': 'siesta'}}, 'labeler.name: Input should be'),
+        ({'labeler': {'name': 'xtb', 'protocol': 'precise'}}, 'labeler.protocol: Input should be'),
+        ({'exploration': {'temperatures': [-5]}}, 'temperatures must be positive'),
+        ({'exploration': {'pressures': [50]}}, 'at most 10 GPa'),
+        ({'exploration': {'pressures': [1.0]}}, 'only used by NPT ensembles'),
+        ({'structures': [{'builder': 'si-crystal', 'file': 'x.xyz'}]}, 'exactly one of `builder` or `file`'),
+        ({'structures': [{'builder': 'unobtainium'}]}, 'unknown builder `unobtainium`'),
+        ({'structures': [{'builder': 'si-crystal', 'parameters': {'sise': 2}}]}, 'sise'),
+        ({'structures': []}, 'structures: List should have at least 1 item'),
+    ],
+)
+def test_bad_specs_are_refused_with_the_key_named(change, message):
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, **change}, source='bad.yaml')
+    assert message in str(error.value)
+    assert str(error.value).startswith('bad.yaml is not a valid campaign spec')
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(SpecError, match='does not exist'):
+        load_spec(tmp_path / 'nothing.yaml')
+    broken = tmp_path / 'broken.yaml'
+    broken.write_text('name: [unclosed\n')
+    with pytest.raises(SpecError, match='not valid YAML'):
+        load_spec(broken)
+    missing = tmp_path / 'missing.yaml'
+    missing.write_text(yaml.safe_dump({**MINIMAL, 'structures': [{'file': 'cells.extxyz'}]}))
+    with pytest.raises(SpecError, match=r'structure file `cells\.extxyz` not found'):
+        load_spec(missing)
