@@ -72,8 +72,8 @@ def echo_table(rows: list[dict], columns: list[str], headers: list[str] | None =
     """Print ``rows`` (dicts) as a plain aligned table."""
     from tabulate import tabulate
 
-    table = [[row.get(column, '') for column in columns] for row in rows]
-    click.echo(tabulate(table, headers=headers or columns, floatfmt='.6g'))
+    table = [[row.get(column) for column in columns] for row in rows]
+    click.echo(tabulate(table, headers=headers or columns, floatfmt='.4g', missingval=''))
 
 
 def fail(message: str, as_json: bool = False, code: int = 1):
