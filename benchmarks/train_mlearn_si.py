@@ -157,8 +157,12 @@ def _fmt(value, digits=3):
     return '–' if value is None else f'{value:.{digits}g}'
 
 
+PROTOCOL_ORDER = ('fast', 'balanced', 'stringent')
+
+
 def write_report(results: list[dict], path: pathlib.Path = REPORT) -> None:
     """Write the Markdown report from the benchmark records."""
+    results = sorted(results, key=lambda record: PROTOCOL_ORDER.index(record['protocol']))
     lines = [
         '# MACE committees on the mlearn Si data set',
         '',
@@ -226,6 +230,26 @@ def write_report(results: list[dict], path: pathlib.Path = REPORT) -> None:
                 f'{disagreement["mean_max_force_deviation_ev_a"]:.3g} eV/Å, energy std '
                 f'{disagreement["mean_energy_std_mev_per_atom"]:.3g} meV/atom'
             )
+    notes = []
+    for record in results:
+        members = (record.get('metrics') or {}).get('members', {}).values()
+        if members and all(
+            member.get('best_epoch') == member.get('last_epoch', (member.get('epochs_run') or 0) - 1)
+            for member in members
+        ):
+            notes.append(
+                f'- **{record["protocol"]}**: every member was still improving at its last epoch; more epochs '
+                '(`--override max_num_epochs=...`) would lower the errors further.'
+            )
+    missing = [protocol for protocol in PROTOCOL_ORDER if protocol not in {record['protocol'] for record in results}]
+    if missing:
+        notes.append(
+            f'- not run here: {", ".join(missing)}. `stringent` (64 equivariant channels, float64, up to 400 epochs) '
+            'is meant for a GPU; on this machine one epoch of a 32-channel max_L 1 model already took about four '
+            'times as long as one of the `balanced` model.'
+        )
+    if notes:
+        lines += ['', '## Notes', '', *notes]
     machine = results[-1].get('machine', {}) if results else {}
     lines += [
         '',
@@ -234,8 +258,8 @@ def write_report(results: list[dict], path: pathlib.Path = REPORT) -> None:
         f'{machine.get("cpus", "?")} CPU cores ({machine.get("processor") or "unknown model"}), no GPU; every '
         'member runs as its own process with one thread (`OMP_NUM_THREADS=1`), all members of a committee at once. '
         'The machine was shared with other engineers running tests: the load column gives the 1-minute load average '
-        'sampled every 15 s during the run (2.0 would mean both cores busy); wall times on an idle machine are '
-        'shorter.',
+        'sampled every 15 s during the run (2.0 would mean both cores busy, and a committee of three alone keeps '
+        'it near 3); wall times on an idle machine are shorter.',
         '',
         '## Published numbers for this data set',
         '',

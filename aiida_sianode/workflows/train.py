@@ -244,7 +244,7 @@ def summarise_committee_metrics(member_metrics: dict[str, dict], predictions: di
     summary: dict = {'n_members': len(labels), 'members': {}, 'mean_std': {}}
     for label in labels:
         metrics = member_metrics[label]
-        record = {key: metrics.get(key) for key in ('epochs_run', 'best_epoch', 'training_wall_time_s')}
+        record = {key: metrics.get(key) for key in ('epochs_run', 'best_epoch', 'last_epoch', 'training_wall_time_s')}
         record['seed'] = metrics.get('parameters', {}).get('seed')
         record['n_frames_trained'] = metrics.get('training_subset', {}).get('n_unique_frames')
         for split in ('train', 'valid', 'test'):
