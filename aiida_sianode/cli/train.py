@@ -42,17 +42,22 @@ def parse_overrides(items) -> dict:
     return overrides
 
 
+def _significant(value, digits: int = 4) -> str | None:
+    return None if value is None else f'{value:.{digits}g}'
+
+
 def _member_row(label: str, record: dict) -> dict:
+    wall = record.get('training_wall_time_s')
     row = {
         'member': label,
         'seed': record.get('seed'),
         'epochs': record.get('epochs_run'),
-        'wall_s': record.get('training_wall_time_s'),
+        'wall_s': None if wall is None else f'{wall:.0f}',
     }
     for split in ('train', 'valid', 'test'):
         values = record.get(split) or {}
-        row[f'{split}_e'] = values.get('rmse_e_per_atom_mev')
-        row[f'{split}_f'] = values.get('rmse_f_mev_a')
+        row[f'{split}_e'] = _significant(values.get('rmse_e_per_atom_mev'))
+        row[f'{split}_f'] = _significant(values.get('rmse_f_mev_a'))
     return row
 
 
