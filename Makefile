@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 export AIIDA_PATH := $(CURDIR)/.aiida
 export OMP_NUM_THREADS ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The AiiDA daemon starts its workers with the `verdi` on PATH: the environment's own comes first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install profile demo test lint docs clean
 

@@ -47,7 +47,10 @@ def _run(*command, env, timeout=300):
 
 
 def test_campaign_runs_on_the_daemon(tmp_path):
-    env = {**os.environ, 'AIIDA_PATH': str(tmp_path), 'OMP_NUM_THREADS': '1'}
+    # The daemon starts its workers with the `verdi` it finds on PATH: put this environment's first, as an activated
+    # virtual environment would (CI runs the suite without activating it).
+    path = f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}'
+    env = {**os.environ, 'AIIDA_PATH': str(tmp_path), 'OMP_NUM_THREADS': '1', 'PATH': path}
     spec = tmp_path / 'daemon.yaml'
     spec.write_text(SPEC)
     setup = json.loads(_run(str(BIN / 'aiida-sianode'), 'setup', '--json', env=env))
