@@ -7,22 +7,8 @@ import datetime
 import click
 
 from aiida_sianode.cli.dataset import cmd_dataset
-from aiida_sianode.cli.root import JSON_OPTION, echo_info, echo_json, fail
+from aiida_sianode.cli.root import JSON_OPTION, echo_info, echo_json, fail, load_profile_or_fail
 from aiida_sianode.data.importers import FORMATS
-
-
-def _load_profile(as_json: bool):
-    """Load the profile and its storage, or stop with a clear message."""
-    from aiida.manage import get_manager
-
-    manager = get_manager()
-    try:
-        profile = manager.get_profile() or manager.load_profile()
-        manager.get_profile_storage()
-    except Exception as exception:
-        reason = str(exception).splitlines()[0]
-        fail(f'no AiiDA profile could be loaded ({reason}); run `aiida-sianode setup` first', as_json)
-    return profile
 
 
 @cmd_dataset.command('import')
@@ -86,7 +72,7 @@ def cmd_dataset_import(
     """
     from aiida_sianode.data.importers import import_files
 
-    _load_profile(as_json)
+    load_profile_or_fail(as_json)
     try:
         report = import_files(
             paths,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 from aiida.cmdline.groups import VerdiCommandGroup
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail, load_profile_or_fail
 
 DEFAULT_CODE = 'sianode-explore@localhost'
 ENSEMBLE_CHOICES = ('nvt', 'npt', 'nvt_langevin', 'nvt_nose_hoover', 'nvt_bussi', 'npt_isotropic', 'npt_anisotropic')
@@ -34,20 +34,6 @@ def cmd_explore():
 
     `aiida-sianode explore --committee PK ... STRUCTURE...` is short for `aiida-sianode explore run ...`.
     """
-
-
-def _load_profile(as_json: bool):
-    """Load the profile's storage, or fail with a message pointing at ``aiida-sianode setup``."""
-    from aiida.manage import get_manager
-
-    manager = get_manager()
-    try:
-        profile = manager.get_profile() or manager.load_profile()
-        manager.get_profile_storage()
-    except Exception as exception:
-        reason = str(exception).splitlines()[0]
-        fail(f'no AiiDA profile could be loaded ({reason}); run `aiida-sianode setup` first', as_json)
-    return profile
 
 
 def parse_temperature(text: str) -> float | list[float]:
@@ -210,7 +196,7 @@ def cmd_explore_run(
     from aiida_sianode.protocols import ProtocolError
     from aiida_sianode.workflows.explore import ExploreWorkChain
 
-    profile = _load_profile(as_json)
+    profile = load_profile_or_fail(as_json)
     if pressures and ensembles and not any(name.startswith('npt') for name in ensembles):
         fail('--pressure is only used by NPT runs: add --ensemble npt', as_json)
     try:
@@ -371,7 +357,7 @@ def cmd_explore_plot(identifier, output, lower, upper, log_scale, title, as_json
 
     from aiida_sianode.analysis.deviation_plot import plot_deviation
 
-    _load_profile(as_json)
+    load_profile_or_fail(as_json)
     try:
         node = orm.load_node(identifier)
     except Exception:

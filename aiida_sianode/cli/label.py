@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail, load_profile_or_fail
 
 DEFAULT_CODE = 'sianode-label@localhost'
 
@@ -82,7 +82,6 @@ def cmd_label(files, labeler, protocol, code_label, file_format, submit, as_json
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
-    from aiida.manage import get_manager
 
     from aiida_sianode.common.validation import StructureValidationError
     from aiida_sianode.workflows.label import get_label_workchain
@@ -92,13 +91,7 @@ def cmd_label(files, labeler, protocol, code_label, file_format, submit, as_json
     except click.ClickException as exception:
         fail(exception.message, as_json)
 
-    manager = get_manager()
-    try:
-        profile = manager.get_profile() or manager.load_profile()
-        manager.get_profile_storage()
-    except Exception as exception:
-        reason = str(exception).splitlines()[0]
-        fail(f'no AiiDA profile could be loaded ({reason}); run `aiida-sianode setup` first', as_json)
+    profile = load_profile_or_fail(as_json)
     try:
         code = orm.load_code(code_label)
     except (NotExistent, MultipleObjectsError, ValueError):

@@ -83,3 +83,17 @@ def fail(message: str, as_json: bool = False, code: int = 1):
     else:
         click.echo(f'Error: {message}', err=True)
     sys.exit(code)
+
+
+def load_profile_or_fail(as_json: bool = False):
+    """Load the profile and its storage, or stop with a message pointing at ``aiida-sianode setup``."""
+    from aiida.manage import get_manager
+
+    manager = get_manager()
+    try:
+        profile = manager.get_profile() or manager.load_profile()
+        manager.get_profile_storage()
+    except Exception as exception:
+        reason = str(exception).splitlines()[0]
+        fail(f'no AiiDA profile could be loaded ({reason}); run `aiida-sianode setup` first', as_json)
+    return profile
