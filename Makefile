@@ -1,4 +1,4 @@
-# One-command set-up for a fresh machine (Python 3.11, pip, a C compiler).
+# One-command set-up for a fresh machine (Python 3.11 with venv and pip, make, gcc and g++; nothing else).
 #   make demo   creates .venv, installs everything, creates the AiiDA profile in .aiida/ and runs the main job
 #   make test   the same set-up, then the test suite
 # AiiDA's configuration lives in the checkout (AIIDA_PATH=.aiida), so nothing touches ~/.aiida.
@@ -12,16 +12,29 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # The AiiDA daemon starts its workers with the `verdi` on PATH: the environment's own comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install profile demo test lint docs clean
+# GPAW is built from source: its compiler (g++) is named in a siteconfig file, never taken from the machine.
+export GPAW_CONFIG := $(CURDIR)/requirements/gpaw-siteconfig.py
+# pip applies PIP_CONSTRAINT inside its isolated build environments too: the build tools of every package built
+# from source are pinned there (see the file), so a new setuptools, numpy or pybind11 cannot change a build.
+BUILD_CONSTRAINTS := $(CURDIR)/requirements/build-constraints.txt
+
+.PHONY: install check profile demo test lint docs clean
 
 install: $(VENV)/.installed
 
 # torch goes first and pinned: a plain `torch` from a dependency would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt requirements/build-constraints.txt \
+		requirements/gpaw-siteconfig.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[tests,docs,dev]'
+	PIP_CONSTRAINT=$(BUILD_CONSTRAINTS) $(BIN)/python -m pip install --quiet -c requirements/constraints.txt \
+		-e '.[tests,docs,dev]'
+	$(BIN)/python -m aiida_sianode.selfcheck
 	touch $@
+
+# versions of the engine stack, and a GPAW and an xTB single point of Si2 (about 10 s)
+check: install
+	$(BIN)/python -m aiida_sianode.selfcheck
 
 profile: install
 	$(BIN)/aiida-sianode setup
