@@ -15,13 +15,8 @@ from ase.io.castep import units_CODATA2002
 from ase.units import GPa
 
 from aiida_sianode.common import level_of_theory as lot
-from aiida_sianode.data.importers import (
-    CASTEP_TRAJECTORY_ENERGY,
-    castep_level_of_theory,
-    detect_format,
-    import_files,
-    read_level_of_theory,
-)
+from aiida_sianode.common.level_of_theory import castep_level_of_theory, read_level_of_theory
+from aiida_sianode.data.importers import CASTEP_TRAJECTORY_ENERGY, detect_format, import_files
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
