@@ -91,6 +91,7 @@ def _castep_record_from_frame(atoms, lines: Sequence[str], description: str | No
         kpoints_mesh=settings.get('kpoints_mesh'),
         version=settings.get('version'),
         description=description,
+        dispersion=header.get('sedc_scheme', 'TS') if header.get('sedc_apply') else None,
     )
 
 

@@ -106,10 +106,13 @@ class _DuplicateFinder:
 class Importer:
     """Reads files one by one into a :class:`FileReport` each, sharing the duplicate finder."""
 
-    def __init__(self, *, energy_key, forces_key, stress_key, level_of_theory, config_type, deduplicate):
+    def __init__(
+        self, *, energy_key, forces_key, stress_key, level_of_theory, config_type, deduplicate, virial_key=None
+    ):
         self.energy_key = energy_key
         self.forces_key = forces_key
         self.stress_key = stress_key
+        self.virial_key = virial_key
         self.level_of_theory = level_of_theory
         self.config_type = config_type
         self.duplicates = _DuplicateFinder() if deduplicate else None
@@ -171,6 +174,7 @@ def import_files(
     energy_key: str | None = None,
     forces_key: str | None = None,
     stress_key: str | None = None,
+    virial_key: str | None = None,
     level_of_theory: str | Mapping | pathlib.Path | None = None,
     config_type: str | None = None,
     deduplicate: bool = True,
@@ -182,19 +186,23 @@ def import_files(
     :param energy_key: extxyz ``info`` key of the total energy in eV (default ``energy``; mlearn: ``dft_energy``).
     :param forces_key: extxyz per-atom array of the forces in eV/Å (default ``forces``; mlearn: ``dft_forces``).
     :param stress_key: extxyz ``info`` key of the stress in eV/Å^3, ASE sign (default: ``stress`` when present).
+    :param virial_key: extxyz ``info`` key of the virial in eV (the libAtoms convention, e.g. ``virial``), converted
+        to the stress ``-virial / volume``; not together with ``stress_key``.
     :param level_of_theory: a dict, a YAML/JSON file or free text (see :func:`read_level_of_theory`); required
         for extxyz files, used for ``.geom``/``.md`` files without their ``.castep``; VASP and CASTEP files give
         their own and do not use it.
     :param config_type: the ``config_type`` of every label; by default the frame's ``config_type`` when it has
         one.
     :param deduplicate: refuse frames whose structure equals one imported earlier in this call.
-    :raises ValueError: before anything is read, for a missing path, an unknown format, or an extxyz file
-        without a level of theory.
+    :raises ValueError: before anything is read, for a missing path, an unknown format, an extxyz file without a
+        level of theory, or both a stress and a virial key.
     """
     if isinstance(paths, str | pathlib.Path):
         paths = [paths]
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f'unknown format `{fmt}`; choose one of {", ".join(FORMATS)}')
+    if stress_key is not None and virial_key is not None:
+        raise ValueError('give the stress (stress_key) or the virial (virial_key) of the frames, not both')
     files = _expand_paths(paths, fmt)
     if not files:
         raise ValueError('no file to import')
@@ -209,6 +217,7 @@ def import_files(
         energy_key=energy_key,
         forces_key=forces_key,
         stress_key=stress_key,
+        virial_key=virial_key,
         level_of_theory=record,
         config_type=config_type,
         deduplicate=deduplicate,

@@ -54,16 +54,10 @@ def _extxyz_frame(importer: Importer, report: FileReport, frame: int, atoms) -> 
             )
         )
         return
-    stress = None
-    stress_key = importer.stress_key or ('stress' if 'stress' in atoms.info or 'stress' in results else None)
-    if stress_key is not None:
-        stress = atoms.info.get(stress_key, results.get(stress_key))
-        if stress is None:
-            report.refused.append(FrameRefusal(frame, f'no stress under `{stress_key}`'))
-            return
-        stress = np.asarray(stress, dtype=float)
-        if stress.shape == (9,):
-            stress = stress.reshape(3, 3)
+    stress, reason = _extxyz_stress(importer, atoms, results)
+    if reason is not None:
+        report.refused.append(FrameRefusal(frame, reason))
+        return
     try:
         energy = float(energy)
     except (TypeError, ValueError):
@@ -73,3 +67,33 @@ def _extxyz_frame(importer: Importer, report: FileReport, frame: int, atoms) -> 
     plain.calc = None
     plain.info = {key: value for key, value in atoms.info.items() if key == 'config_type'}
     importer.make_label(report, frame, plain, importer.level_of_theory, energy=energy, forces=forces, stress=stress)
+
+
+def _as_3x3(value) -> np.ndarray:
+    """Return a 3x3 array from a 3x3 or a flat 9-component value."""
+    array = np.asarray(value, dtype=float)
+    return array.reshape(3, 3) if array.shape == (9,) else array
+
+
+def _extxyz_stress(importer: Importer, atoms, results: dict) -> tuple[np.ndarray | None, str | None]:
+    """Return ``(stress in eV/Å^3 with ASE's sign, None)`` of a frame, or ``(None, why it is refused)``.
+
+    With ``virial_key`` the virial W (eV, libAtoms convention) is converted: ``stress = -W / V``, V the cell volume,
+    ASE's sign (positive = tensile: a compressed cell has a positive virial and a negative stress). Otherwise the
+    stress is read under ``stress_key`` (default: ``stress`` when the frame has one); a frame may have none.
+    """
+    if importer.virial_key is not None:
+        virial = atoms.info.get(importer.virial_key, results.get(importer.virial_key))
+        if virial is None:
+            return None, f'no virial under `{importer.virial_key}`'
+        volume = atoms.get_volume() if atoms.pbc.all() and atoms.cell.rank == 3 else 0.0
+        if volume <= 0.0:
+            return None, 'a virial needs a periodic cell with a volume, this frame has none'
+        return -_as_3x3(virial) / volume, None
+    stress_key = importer.stress_key or ('stress' if 'stress' in atoms.info or 'stress' in results else None)
+    if stress_key is None:
+        return None, None
+    stress = atoms.info.get(stress_key, results.get(stress_key))
+    if stress is None:
+        return None, f'no stress under `{stress_key}`'
+    return _as_3x3(stress), None
