@@ -32,32 +32,6 @@ from aiida_sianode.workflows.label.normalise import (
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
 
-@pytest.fixture
-def castep_code(aiida_localhost):
-    """A ``castep.castep`` code that is never run."""
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(f'castep-fake@{aiida_localhost.label}')
-    except NotExistent:
-        return orm.InstalledCode(
-            label='castep-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='castep.castep',
-        ).store()
-
-
-@pytest.fixture
-def otfg_families(aiida_profile):
-    """The C19 on-the-fly library as a family (any element), and a family with a Si potential only."""
-    from aiida_castep.data.otfg import upload_otfg_family
-
-    upload_otfg_family(['C19'], 'C19', 'CASTEP C19 library', stop_if_existing=False)
-    upload_otfg_family(['Si 3|1.8|5|6|7|30:31:32'], 'Si-only', 'one Si string', stop_if_existing=False)
-    return 'C19', 'Si-only'
-
-
 def instantiate(builder):
     return instantiate_process(get_manager().get_runner(), builder)
 

@@ -36,32 +36,6 @@ from aiida_sianode.workflows.label.vasp import VaspLabelWorkChain, kpoints_from_
 SI_A = 5.43
 
 
-@pytest.fixture
-def vasp_code(aiida_localhost):
-    """A ``vasp.vasp`` code that is never run: builders and input validation only."""
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(f'vasp-fake@{aiida_localhost.label}')
-    except NotExistent:
-        return orm.InstalledCode(
-            label='vasp-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='vasp.vasp',
-        ).store()
-
-
-@pytest.fixture
-def potcar_family(aiida_profile):
-    """An empty POTCAR family named like the protocol's (``PBE.54``): POTCAR files are licensed and not shipped."""
-    from aiida_vasp.data.potcar import PotcarData, PotcarGroup
-
-    if PotcarData.get_potcar_group('PBE.54') is None:
-        PotcarGroup(label='PBE.54').store()
-    return 'PBE.54'
-
-
 def instantiate(builder):
     """Validate ``builder`` the way launching it would, without running anything."""
     return instantiate_process(get_manager().get_runner(), builder)
