@@ -5,20 +5,22 @@ import pytest
 from aiida import orm
 
 
-@pytest.fixture
-def vasp_code(aiida_localhost):
-    """A ``vasp.vasp`` code that is never run: builders and input validation only."""
+def fake_code(computer, label: str, plugin: str) -> orm.InstalledCode:
+    """Return the code ``label`` on ``computer`` running ``/bin/true`` for ``plugin`` (created once)."""
     from aiida.common.exceptions import NotExistent
 
     try:
-        return orm.load_code(f'vasp-fake@{aiida_localhost.label}')
+        return orm.load_code(f'{label}@{computer.label}')
     except NotExistent:
         return orm.InstalledCode(
-            label='vasp-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='vasp.vasp',
+            label=label, computer=computer, filepath_executable='/bin/true', default_calc_job_plugin=plugin
         ).store()
+
+
+@pytest.fixture
+def vasp_code(aiida_localhost):
+    """A ``vasp.vasp`` code that is never run: builders and input validation only."""
+    return fake_code(aiida_localhost, 'vasp-fake', 'vasp.vasp')
 
 
 @pytest.fixture
@@ -34,17 +36,7 @@ def potcar_family(aiida_profile):
 @pytest.fixture
 def castep_code(aiida_localhost):
     """A ``castep.castep`` code that is never run."""
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(f'castep-fake@{aiida_localhost.label}')
-    except NotExistent:
-        return orm.InstalledCode(
-            label='castep-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='castep.castep',
-        ).store()
+    return fake_code(aiida_localhost, 'castep-fake', 'castep.castep')
 
 
 @pytest.fixture
