@@ -365,3 +365,52 @@ def test_virial_is_converted_to_the_stress(tmp_path):
         import_files(tmp_path / 'libatoms.extxyz', virial_key='virial', stress_key='stress', level_of_theory='EMT')
     report = import_files(tmp_path / 'libatoms.extxyz', virial_key='W', level_of_theory='EMT')
     assert report.files[0].refused[0].reason == 'no virial under `W`'
+
+
+FIXTURE_FILES = [
+    'vasp/aiida-vasp/Si_relax/vasprun.xml',
+    'vasp/aiida-vasp/Si_relax-truncated/vasprun.xml',
+    'vasp/aiida-vasp/Si_ibrion6_disp/vasprun.xml',
+    'vasp/aiida-vasp/Si_ionic-unconverged/vasprun.xml',
+    'vasp/aiida-vasp/Si_ionic-unconverged/OUTCAR',
+    'vasp/aiida-vasp/Si_elec-unconverged/vasprun.xml',
+    'vasp/aiida-vasp/Si_elec-unconverged/OUTCAR',
+    'vasp/aiida-vasp/Si_outcar_converged/OUTCAR.converged',
+    'vasp/aiida-vasp/Si_vasp620_relax/vasprun.xml',
+    'vasp/aiida-vasp/Si_vasp620_relax/OUTCAR',
+    'vasp/edited/Si_first-step_LDAU/vasprun.xml',
+    'vasp/edited/Si_first-step_IVDW12/vasprun.xml',
+    'castep/aiida-castep/Si-geom-stress/aiida.castep',
+    'castep/aiida-castep/Si-geom-stress/aiida.geom',
+    'castep/aiida-castep/Si2-castepbin/aiida.castep',
+    'castep/castep_outputs/si8-md/si8-md.castep',
+    'castep/castep_outputs/si8-md/si8-md.md',
+    'castep/matador/Li-bcc_400eV.castep',
+    'castep/matador/LiC_unconverged_castep18.1.castep',
+    'castep/edited/Li-bcc_400eV_SEDC-G06.castep',
+]
+
+
+@pytest.mark.parametrize(
+    'relative', FIXTURE_FILES, ids=[path.split('/', 1)[1].replace('/', '-') for path in FIXTURE_FILES]
+)
+def test_import_report_of_every_fixture(fixtures_path, relative, data_regression):
+    """The whole report of each fixture file (counts, refusals and their reasons, notes), every label's energy, largest
+    force and stress, and each distinct level of theory, against the stored regression file. The numbers checked by
+    hand against the files' lines are in the tests above; this one catches any other change."""
+    report = import_files(fixtures_path / relative)
+    (summary,) = report.as_dict()['files']
+    summary['path'] = relative
+    del summary['label_pks']
+    summary['labels'] = [
+        {
+            'formula': label.formula,
+            'energy_ev': round(label.energy, 8),
+            'max_force_ev_per_a': round(label.max_force, 8),
+            'stress_trace_ev_per_a3': None if label.stress is None else round(float(np.trace(label.stress)), 10),
+            'fingerprint': label.fingerprint[:16],
+        }
+        for label in report.labels
+    ]
+    summary['levels_of_theory'] = {label.fingerprint[:16]: label.level_of_theory for label in report.labels}
+    data_regression.check(summary)
