@@ -29,6 +29,12 @@ silently with labels read from ``.castep`` files.
 
 Each label records ``source = {'kind': 'file', 'filename', 'sha256', 'frame', 'format'}``; frames are counted
 from 0, as ``ase.io.read`` indexes them.
+
+The package: :mod:`~aiida_sianode.data.importers.core` (formats, paths, duplicates, :func:`import_files`),
+:mod:`~aiida_sianode.data.importers.report` (what was imported and refused), and one module per format family
+(:mod:`~aiida_sianode.data.importers.vasp`, :mod:`~aiida_sianode.data.importers.castep`,
+:mod:`~aiida_sianode.data.importers.extxyz`). The level-of-theory records are built by
+:mod:`aiida_sianode.common.level_of_theory`, shared with the label work chains.
 """
 
 from aiida_sianode.data.importers.castep import CASTEP_TRAJECTORY_ENERGY
