@@ -21,6 +21,10 @@ from collections.abc import Iterable
 from aiida import orm
 from aiida.common.links import LinkType
 
+from aiida_sianode.data.dataset import DatasetData
+from aiida_sianode.data.label import LabelData, labelling_calculation_ids
+from aiida_sianode.data.potential import PotentialData
+
 __all__ = (
     'calculations_behind_labels',
     'calculations_behind_potential',
@@ -39,47 +43,6 @@ _CREATE = {'type': LinkType.CREATE.value}
 _INPUT_CALC = {'type': LinkType.INPUT_CALC.value}
 _LABEL_TYPE = 'data.sianode.label.LabelData.'
 _DATASET_TYPE = 'data.sianode.dataset.DatasetData.'
-_CALCFUNCTION_TYPE = 'process.calculation.calcfunction.'
-
-
-def labelling_calculation_ids(entries: Iterable[tuple[int, str, dict | None]]) -> dict[str, tuple[int, str] | None]:
-    """Return ``{label uuid: (pk, uuid) of the calculation that made it}``, ``None`` for labels imported from files.
-
-    ``entries`` are ``(label pk, label uuid, label source attribute)``. A label created by a CalcJob (its parser)
-    maps to that CalcJob. A label created by a calcfunction from a calculation's outputs maps to the CalcJob behind
-    the calcfunction; when there is none, to the calcfunction. Two queries for any number of labels.
-    """
-    from aiida_sianode.data.label import LabelData
-
-    entries = list(entries)
-    result: dict[str, tuple[int, str] | None] = {uuid: None for _, uuid, _ in entries}
-    made = [pk for pk, _, source in entries if (source or {}).get('kind') != 'file']
-    if not made:
-        return result
-    query = orm.QueryBuilder()
-    query.append(LabelData, filters={'id': {'in': made}}, project=['uuid'], tag='label')
-    query.append(
-        orm.ProcessNode,
-        with_outgoing='label',
-        edge_filters=_CREATE,
-        project=['id', 'uuid', 'node_type'],
-        tag='creator',
-    )
-    creators = {uuid: (pk, creator_uuid, node_type) for uuid, pk, creator_uuid, node_type in query.iterall()}
-
-    functions = sorted({pk for pk, _, node_type in creators.values() if node_type.startswith(_CALCFUNCTION_TYPE)})
-    behind: dict[int, tuple[int, str]] = {}
-    if functions:
-        query = orm.QueryBuilder()
-        query.append(orm.CalcFunctionNode, filters={'id': {'in': functions}}, project=['id'], tag='function')
-        query.append(orm.Data, with_outgoing='function', edge_filters=_INPUT_CALC, tag='data')
-        query.append(orm.CalcJobNode, with_outgoing='data', edge_filters=_CREATE, project=['id', 'uuid'], tag='job')
-        query.order_by({'job': {'id': 'asc'}})
-        for function_pk, job_pk, job_uuid in query.iterall():
-            behind.setdefault(function_pk, (job_pk, job_uuid))
-    for uuid, (pk, creator_uuid, _) in creators.items():
-        result[uuid] = behind.get(pk, (pk, creator_uuid))
-    return result
 
 
 def labelling_calculations(labels: Iterable) -> dict[str, orm.ProcessNode | None]:
@@ -96,7 +59,6 @@ def _pk_of(label) -> int:
 
 def _label_table(pks: list[int], *keys: str) -> list[dict]:
     """Return ``{'pk', 'uuid', key: attributes[key], ...}`` for every label pk, in one query, in the given order."""
-    from aiida_sianode.data.label import LabelData
 
     if not pks:
         return []
@@ -120,7 +82,6 @@ def dataset_of_potential(potential):
 
     Falls back to the ``training_set_uuid`` attribute when the potential has no creator (stored by hand).
     """
-    from aiida_sianode.data.dataset import DatasetData
 
     creator = potential.creator
     if creator is not None:
@@ -138,7 +99,6 @@ def dataset_of_potential(potential):
 
 def _generation(dataset_pk: int) -> tuple[list[tuple[int, str]], int | None, bool]:
     """Return ``(new label (pk, uuid)s, parent dataset pk, has_builder)`` of one dataset generation, in one query."""
-    from aiida_sianode.data.dataset import DatasetData
 
     query = orm.QueryBuilder()
     query.append(DatasetData, filters={'id': dataset_pk}, tag='dataset')
@@ -179,7 +139,6 @@ def label_ids_of_dataset(dataset) -> list[tuple[int, str]]:
     One query per dataset generation, following the provenance links (see the module docstring); a dataset with no
     build calcfunction (stored by hand) falls back to one ``uuid in [...]`` query over its ``label_uuids``.
     """
-    from aiida_sianode.data.label import LabelData
 
     found: list[tuple[int, str]] = []
     current = dataset.pk
@@ -303,8 +262,6 @@ def summarise_calculations(rows: list[dict]) -> list[dict]:
 
 def potentials_using_label(label) -> list:
     """Return every PotentialData trained on a dataset that contains ``label`` (directly or through a parent)."""
-    from aiida_sianode.data.dataset import DatasetData
-    from aiida_sianode.data.potential import PotentialData
 
     query = orm.QueryBuilder()
     query.append(orm.Node, filters={'id': label.pk}, tag='label')
@@ -339,6 +296,7 @@ def potentials_using_label(label) -> list:
 
 #: AiiDA node types holding licensed pseudopotential files, which must not leave in an archive of ours
 LICENSED_NODE_TYPES = ('PotcarData', 'PotcarFileData')
+_LICENSED_FILTER = {'or': [{'like': f'%.{name}.'} for name in LICENSED_NODE_TYPES]}
 
 
 def export_campaign(campaign, path, *, archive=None) -> dict:
@@ -363,7 +321,7 @@ def export_campaign(campaign, path, *, archive=None) -> dict:
         pks = set(get_nodes_export([campaign.pk])['nodes'])
         licensed = (
             orm.QueryBuilder()
-            .append(orm.Node, filters={'id': {'in': list(pks)}, 'node_type': {'like': '%Potcar%'}}, project='id')
+            .append(orm.Node, filters={'id': {'in': list(pks)}, 'node_type': _LICENSED_FILTER}, project='id')
             .all(flat=True)
             if pks
             else []

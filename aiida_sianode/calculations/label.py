@@ -71,6 +71,12 @@ class LocalLabelCalculation(CalcJob):
             410, 'ERROR_SCF_NOT_CONVERGED', message='The SCF did not converge: {message}', invalidates_cache=True
         )
         spec.exit_code(420, 'ERROR_CODE_FAILED', message='The calculation failed: {message}', invalidates_cache=True)
+        spec.exit_code(
+            440,
+            'ERROR_LEVEL_OF_THEORY_MISMATCH',
+            message='The level of theory recorded contradicts what the code says it ran with: {message}',
+            invalidates_cache=True,
+        )
 
     def prepare_for_submission(self, folder):
         """Write ``structure.extxyz`` and ``input.json``; run the engine module with the code's interpreter."""

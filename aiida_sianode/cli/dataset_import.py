@@ -27,6 +27,12 @@ from aiida_sianode.data.importers import FORMATS
     '--stress-key', default=None, help='extxyz info key of the stress in eV/Å^3, ASE sign (default: stress if there).'
 )
 @click.option(
+    '--virial-key',
+    default=None,
+    help='extxyz info key of the virial in eV (libAtoms convention, e.g. virial), converted to the stress '
+    '-virial/volume; instead of --stress-key.',
+)
+@click.option(
     '--level-of-theory',
     'level_of_theory',
     default=None,
@@ -54,6 +60,7 @@ def cmd_dataset_import(
     energy_key,
     forces_key,
     stress_key,
+    virial_key,
     level_of_theory,
     config_type,
     group_label,
@@ -80,6 +87,7 @@ def cmd_dataset_import(
             energy_key=energy_key,
             forces_key=forces_key,
             stress_key=stress_key,
+            virial_key=virial_key,
             level_of_theory=level_of_theory,
             config_type=config_type,
             deduplicate=not keep_duplicates,

@@ -58,6 +58,22 @@ def describe(node, path: str, frame: int, atoms) -> dict:
     return row
 
 
+def echo_label_table(rows: list[dict]) -> None:
+    """Print the rows of :func:`describe` as a table, energies to the meV (total) and 0.1 meV (per atom).
+
+    Four significant digits would print a 64-atom Si cell as -3193 eV and hide every difference between frames.
+    """
+    for row in rows:
+        if row['energy_ev'] is not None:
+            row['energy_per_atom_ev'] = row['energy_ev'] / row['natoms']
+    columns = ['file', 'frame', 'formula', 'natoms', 'energy_ev', 'energy_per_atom_ev', 'max_force_ev_per_a']
+    columns += ['label_pk', 'process_pk', 'status', 'exit_status']
+    headers = ['file', 'frame', 'formula', 'natoms', 'energy (eV)', 'E/atom (eV)', 'max |F| (eV/Å)']
+    headers += ['label PK', 'process PK', 'status', 'exit']
+    floatfmt = ['g', 'g', 'g', 'g', '.3f', '.4f', '.3f', 'g', 'g', 'g', 'g']
+    echo_table(rows, columns, headers, floatfmt=floatfmt)
+
+
 @cmd_root.command('label')
 @click.argument('files', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option('--labeler', type=click.Choice(['gpaw', 'xtb']), required=True, help='The local code to label with.')
@@ -138,11 +154,7 @@ def cmd_label(files, labeler, protocol, code_label, file_format, submit, as_json
             }
         )
     else:
-        columns = ['file', 'frame', 'formula', 'natoms', 'energy_ev', 'max_force_ev_per_a', 'label_pk']
-        columns += ['process_pk', 'status', 'exit_status']
-        headers = ['file', 'frame', 'formula', 'natoms', 'energy (eV)', 'max |F| (eV/Å)', 'label PK']
-        headers += ['process PK', 'status', 'exit']
-        echo_table(rows, columns, headers)
+        echo_label_table(rows)
         for row in failed:
             echo_info(f'{row["file"]} frame {row["frame"]}: [{row["exit_status"]}] {row["exit_message"]}')
     if failed:

@@ -68,12 +68,14 @@ def echo_info(message: str, as_json: bool = False) -> None:
     click.echo(message, err=as_json)
 
 
-def echo_table(rows: list[dict], columns: list[str], headers: list[str] | None = None) -> None:
-    """Print ``rows`` (dicts) as a plain aligned table."""
+def echo_table(
+    rows: list[dict], columns: list[str], headers: list[str] | None = None, floatfmt: str | list[str] = '.4g'
+) -> None:
+    """Print ``rows`` (dicts) as a plain aligned table; ``floatfmt`` is one format or one per column."""
     from tabulate import tabulate
 
     table = [[row.get(column) for column in columns] for row in rows]
-    click.echo(tabulate(table, headers=headers or columns, floatfmt='.4g', missingval=''))
+    click.echo(tabulate(table, headers=headers or columns, floatfmt=floatfmt, missingval=''))
 
 
 def fail(message: str, as_json: bool = False, code: int = 1):

@@ -39,7 +39,6 @@ ISOLATED_ATOM = 'IsolatedAtom'
 FILENAME = 'dataset.extxyz'
 #: keys of ``info`` that are bookkeeping rather than training targets; they are kept in exports
 META_KEYS = ('config_type', 'split', 'label_uuid', 'source_uuid', 'fingerprint')
-SOURCE_KEYS = ('source_file', 'source_sha256', 'source_frame')
 
 
 class MixedLevelOfTheoryError(ValueError):
@@ -409,7 +408,7 @@ def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = 
     import ase.io
     from aiida.engine import Process
 
-    from aiida_sianode.provenance import labelling_calculation_ids
+    from aiida_sianode.data.label import labelling_calculation_ids
 
     options = settings.get_dict()
     rows = _input_label_rows(Process.current().node.pk)

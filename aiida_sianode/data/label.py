@@ -11,12 +11,20 @@ Units and conventions, the same for every labeler:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from aiida import orm
+from aiida.common.links import LinkType
 
 from aiida_sianode.common import level_of_theory as lot
+
+__all__ = ('LabelData', 'labelling_calculation_ids')
+
+_CREATE = {'type': LinkType.CREATE.value}
+_INPUT_CALC = {'type': LinkType.INPUT_CALC.value}
+_CALCFUNCTION_TYPE = 'process.calculation.calcfunction.'
 
 
 class LabelData(orm.ArrayData):
@@ -186,3 +194,41 @@ class LabelData(orm.ArrayData):
 
     def __str__(self) -> str:
         return f'{self.formula} ({self.natoms} atoms) E={self.energy:.6f} eV'
+
+
+def labelling_calculation_ids(entries: Iterable[tuple[int, str, dict | None]]) -> dict[str, tuple[int, str] | None]:
+    """Return ``{label uuid: (pk, uuid) of the calculation that made it}``, ``None`` for labels imported from files.
+
+    ``entries`` are ``(label pk, label uuid, label source attribute)``. A label created by a CalcJob (its parser)
+    maps to that CalcJob. A label created by a calcfunction from a calculation's outputs maps to the CalcJob behind
+    the calcfunction; when there is none, to the calcfunction. Two queries for any number of labels.
+    """
+    entries = list(entries)
+    result: dict[str, tuple[int, str] | None] = {uuid: None for _, uuid, _ in entries}
+    made = [pk for pk, _, source in entries if (source or {}).get('kind') != 'file']
+    if not made:
+        return result
+    query = orm.QueryBuilder()
+    query.append(LabelData, filters={'id': {'in': made}}, project=['uuid'], tag='label')
+    query.append(
+        orm.ProcessNode,
+        with_outgoing='label',
+        edge_filters=_CREATE,
+        project=['id', 'uuid', 'node_type'],
+        tag='creator',
+    )
+    creators = {uuid: (pk, creator_uuid, node_type) for uuid, pk, creator_uuid, node_type in query.iterall()}
+
+    functions = sorted({pk for pk, _, node_type in creators.values() if node_type.startswith(_CALCFUNCTION_TYPE)})
+    behind: dict[int, tuple[int, str]] = {}
+    if functions:
+        query = orm.QueryBuilder()
+        query.append(orm.CalcFunctionNode, filters={'id': {'in': functions}}, project=['id'], tag='function')
+        query.append(orm.Data, with_outgoing='function', edge_filters=_INPUT_CALC, tag='data')
+        query.append(orm.CalcJobNode, with_outgoing='data', edge_filters=_CREATE, project=['id', 'uuid'], tag='job')
+        query.order_by({'job': {'id': 'asc'}})
+        for function_pk, job_pk, job_uuid in query.iterall():
+            behind.setdefault(function_pk, (job_pk, job_uuid))
+    for uuid, (pk, creator_uuid, _) in creators.items():
+        result[uuid] = behind.get(pk, (pk, creator_uuid))
+    return result

@@ -10,7 +10,6 @@ as meV/atom (energy per atom), meV/Å (force components) and meV/Å^3 (stress co
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import pathlib
 import shutil
@@ -19,6 +18,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from aiida import orm
+
+from aiida_sianode.common.hashing import sha256_file
 
 __all__ = ('Committee', 'PotentialData', 'error_metrics', 'read_model_metadata')
 
@@ -30,14 +31,6 @@ METRIC_KEYS = (
     'rmse_stress_mev_a3',
     'mae_stress_mev_a3',
 )
-
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with path.open('rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load_model(path):
@@ -128,7 +121,7 @@ def read_model_metadata(path) -> dict:
         'dtype': str(first.dtype).replace('torch.', ''),
         'num_parameters': int(sum(p.numel() for p in model.parameters())),
         'mace_version': str(mace.__version__),
-        'sha256': _sha256(path),
+        'sha256': sha256_file(path),
         'atomic_energies': atomic_energies,
     }
 

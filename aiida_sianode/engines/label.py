@@ -18,7 +18,8 @@ The engine writes ``results.json``::
     {"status": "ok" | "scf_not_converged" | "invalid_input" | "calculation_failed",
      "error": null | "<message>", "labeler": ..., "energy": eV, "free_energy": eV, "forces": [[eV/Å]],
      "stress": [[eV/Å^3]] (3x3, ASE sign convention) | null, "natoms": ..., "formula": ...,
-     "level_of_theory": {...}, "code_version": ..., "scf": {"converged": ..., "iterations": ..., ...},
+     "level_of_theory": {...}, "reported_level_of_theory": {...} (what the code says it ran with),
+     "code_version": ..., "scf": {"converged": ..., "iterations": ..., ...},
      "wall_time_s": ...}
 
 A failure of the code (GPAW's ``KohnShamConvergenceError``, tblite's ``SCF not converged``, any other exception)
@@ -32,6 +33,7 @@ import json
 import logging
 import math
 import pathlib
+import re
 import sys
 import time
 import traceback
@@ -187,6 +189,43 @@ def _gpaw_setup_names(calc, atoms) -> dict[str, str]:
     return names
 
 
+_GPAW_LOG_PATTERNS = {
+    'cutoff_ev': re.compile(r'^Cutoff:\s*([-\d.]+)\s*eV'),
+    'kpoints_mesh': re.compile(r'^\s*Monkhorst-Pack size:\s*\[([\d,\s]+)\]'),
+    'spin': re.compile(r'^Spin-components:\s*(\d)'),
+    'smearing_width': re.compile(r'^\s*width:\s*([-\d.]+)\s*# eV'),
+}
+
+
+def gpaw_reported_level_of_theory(log: pathlib.Path, xc_name: str) -> dict:
+    """Return what GPAW says it ran with: the functional of its potential (``xc_name``), and from its text log the
+    plane-wave cut-off, the Monkhorst-Pack size, the spin components and the occupation smearing.
+
+    Only what the log states is returned (a key it lacks is left out), for comparison with the recorded level of
+    theory (:func:`aiida_sianode.common.level_of_theory.contradictions`).
+    """
+    reported: dict[str, Any] = {'method': xc_name}
+    lines = log.read_text(errors='replace').splitlines() if log.is_file() else []
+    smearing_type = None
+    for index, line in enumerate(lines):
+        if line.startswith('occupation numbers:') and index + 1 < len(lines):
+            smearing_type = lines[index + 1].strip().rstrip(':').lower()
+        for key, pattern in _GPAW_LOG_PATTERNS.items():
+            match = pattern.match(line)
+            if match and key not in reported:
+                reported[key] = match.group(1)
+    if 'cutoff_ev' in reported:
+        reported['cutoff_ev'] = float(reported['cutoff_ev'])
+    if 'kpoints_mesh' in reported:
+        reported['kpoints_mesh'] = [int(value) for value in reported['kpoints_mesh'].split(',')]
+    if 'spin' in reported:
+        reported['spin'] = int(reported['spin']) == 2
+    width = reported.pop('smearing_width', None)
+    if smearing_type and width is not None:
+        reported['smearing'] = {'type': smearing_type, 'width_ev': float(width)}
+    return reported
+
+
 def run_gpaw(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
     """Run one GPAW PW-mode PBE single point of ``atoms``; return the results dictionary (see module doc)."""
     from gpaw import GPAW, PW, KohnShamConvergenceError
@@ -222,6 +261,7 @@ def run_gpaw(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
         'kpoint_spacing': kpoint_spacing,
         'smearing': {'type': smearing['type'], 'width_ev': float(smearing['width_ev'])},
         'spin': bool(parameters['spin']),
+        'kpoints_mesh': [int(value) for value in mesh],
     }
     scf = {'maxiter': int(parameters['maxiter']), 'kpoint_mesh': mesh, 'mixer_beta': parameters['mixer_beta']}
     results = {'level_of_theory': level_of_theory, 'scf': scf}
@@ -251,10 +291,28 @@ def run_gpaw(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
     )
     if parameters['spin']:
         results['magnetic_moment'] = float(calc.get_magnetic_moment())
+    results['reported_level_of_theory'] = gpaw_reported_level_of_theory(
+        workdir / GPAW_LOG_FILENAME, calc.get_xc_functional()
+    )
     level_of_theory['pseudopotentials'] = _gpaw_setup_names(calc, atoms)
     level_of_theory['pseudopotential_library'] = f'gpaw-data {package_version("gpaw-data")}'
     results['status'] = STATUS_OK
     return results
+
+
+def xtb_reported_level_of_theory(calc) -> dict:
+    """Return what the tblite calculator ran with: its method and electronic temperature (as a Fermi smearing).
+
+    tblite writes no log at verbosity 0; these are the parameters of the calculator object that computed the
+    results, read back after the run.
+    """
+    from ase.units import kB
+
+    parameters = calc.parameters
+    return {
+        'method': str(parameters.get('method')),
+        'smearing': {'type': 'fermi-dirac', 'width_ev': float(parameters.get('electronic_temperature')) * kB},
+    }
 
 
 def run_xtb(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
@@ -296,6 +354,7 @@ def run_xtb(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
     results['energy'] = float(energy)
     results['free_energy'] = float(energy)
     results['forces'] = forces.tolist()
+    results['reported_level_of_theory'] = xtb_reported_level_of_theory(atoms.calc)
     if stress is not None:
         from ase.stress import voigt_6_to_full_3x3_stress
 

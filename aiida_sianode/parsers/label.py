@@ -7,6 +7,7 @@ import json
 from aiida import orm
 from aiida.parsers import Parser
 
+from aiida_sianode.common import level_of_theory as lot
 from aiida_sianode.data.label import LabelData
 from aiida_sianode.engines import label as engine
 
@@ -18,8 +19,9 @@ class LocalLabelParser(Parser):
     """Parse ``results.json`` of :class:`~aiida_sianode.calculations.label.LocalLabelCalculation`.
 
     ``status`` ``ok`` gives the ``label`` output; ``scf_not_converged`` exit code 410, ``calculation_failed``
-    420, ``invalid_input`` 202, each with the engine's message. ``output_parameters`` is attached whenever the
-    results could be read, so a failed calculation still shows its SCF information.
+    420, ``invalid_input`` 202, each with the engine's message; a level of theory that contradicts what the code
+    says it ran with (``reported_level_of_theory``) 440, both values named. ``output_parameters`` is attached
+    whenever the results could be read, so a failed calculation still shows its SCF information.
     """
 
     def parse(self, **kwargs):
@@ -66,6 +68,10 @@ class LocalLabelParser(Parser):
         missing += [f'level_of_theory.{key}' for key in REQUIRED_LEVEL_OF_THEORY_KEYS if key not in level_of_theory]
         if missing:
             return self.exit_codes.ERROR_INCOMPLETE_RESULTS.format(message=', '.join(missing))
+
+        contradictions = lot.contradictions(level_of_theory, results.get('reported_level_of_theory') or {})
+        if contradictions:
+            return self.exit_codes.ERROR_LEVEL_OF_THEORY_MISMATCH.format(message='; '.join(contradictions))
 
         atoms = self.node.inputs.structure.get_ase()
         try:

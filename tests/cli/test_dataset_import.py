@@ -75,6 +75,36 @@ def test_bad_input_is_refused_before_reading(aiida_profile, fixtures_path, tmp_p
     assert result.exit_code == 1 and 'cannot tell the format' in result.stderr
 
 
+def test_virial_key_converts_the_libatoms_virial(aiida_profile, tmp_path):
+    """Two EMT Cu frames written with a virial (eV) and no stress: the labels hold -virial / volume, EMT's stress."""
+    import ase.io
+    import numpy as np
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    frames, stresses = [], []
+    for a in (3.55, 3.65):
+        atoms = bulk('Cu', 'fcc', a=a, cubic=True)
+        atoms.calc = EMT()
+        stress = voigt_6_to_full_3x3_stress(atoms.get_stress())
+        frame = atoms.copy()
+        frame.info.update(energy=atoms.get_potential_energy(), virial=-stress * atoms.get_volume())
+        frame.arrays['forces'] = atoms.get_forces()
+        frames.append(frame)
+        stresses.append(stress)
+    ase.io.write(tmp_path / 'cu.extxyz', frames, format='extxyz')
+    common = (tmp_path / 'cu.extxyz', '--level-of-theory', 'EMT', '--virial-key', 'virial')
+    both = invoke(*common, '--stress-key', 's')
+    assert both.exit_code == 1 and 'not both' in both.stderr
+    result = invoke(*common, '--group', 'cu-virial', '--valid-fraction', '0.5')
+    assert result.exit_code == 0, result.output
+    labels = sorted(orm.load_group('cu-virial').nodes, key=lambda label: label.source['frame'])
+    for label, stress in zip(labels, stresses):
+        assert np.allclose(label.stress, stress, rtol=0, atol=1e-12)
+    assert labels[0].stress[0, 0] < 0 < labels[1].stress[0, 0]  # compressed, then stretched (EMT a0 = 3.59 Å)
+
+
 def test_mlearn_test_set_with_a_level_of_theory_file(aiida_profile, fixtures_path, tmp_path):
     record = tmp_path / 'mlearn.yaml'
     record.write_text('code: vasp\nmethod: PBE\ndescription: mlearn Si, Zuo et al. J. Phys. Chem. A 124, 731 (2020)\n')

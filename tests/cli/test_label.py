@@ -134,3 +134,32 @@ def test_gpaw_json_agrees_with_direct_ase_gpaw(tmp_path):
         assert row['energy_ev'] == pytest.approx(atoms.get_potential_energy(), abs=1e-3)
         np.testing.assert_allclose(row['forces'], atoms.get_forces(), atol=1e-3)
         assert row['max_force_ev_per_a'] > 0.05
+
+
+def test_table_prints_energies_to_the_mev(capsys):
+    """A 64-atom Si cell at -3193.456789 eV: the table shows -3193.457 eV and -49.8978 eV/atom, not -3193."""
+    from aiida_sianode.cli.label import echo_label_table
+
+    rows = [
+        {
+            'file': 'si64.extxyz',
+            'frame': frame,
+            'formula': 'Si64',
+            'natoms': 64,
+            'energy_ev': energy,
+            'max_force_ev_per_a': 0.0123456,
+            'label_pk': 10 + frame,
+            'process_pk': 20 + frame,
+            'status': 'finished',
+            'exit_status': 0,
+        }
+        for frame, energy in enumerate([-3193.456789, -3193.4551])
+    ]
+    rows.append({**rows[0], 'frame': 2, 'energy_ev': None, 'label_pk': None, 'status': 'failed', 'exit_status': 410})
+    echo_label_table(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert 'E/atom (eV)' in lines[0]
+    first, second, failed = (line.split() for line in lines[2:5])
+    assert first[4:7] == ['-3193.457', '-49.8978', '0.012']
+    assert second[4:6] == ['-3193.455', '-49.8977']  # frames 1.7 meV apart are told apart
+    assert failed[-2:] == ['failed', '410'] and '-3193' not in ' '.join(failed)

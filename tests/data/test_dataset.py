@@ -238,3 +238,46 @@ def test_bad_input_refused(aiida_profile):
     dataset = build_dataset([label])
     with pytest.raises(ValueError, match='unknown split'):
         dataset.get_frames('training')
+
+
+@pytest.mark.parametrize(
+    ('plain', 'edited', 'difference'),
+    [
+        (
+            'vasp/aiida-vasp/Si_ionic-unconverged_first-step/vasprun.xml',
+            'vasp/edited/Si_first-step_LDAU/vasprun.xml',
+            r"hubbard: None != \{'scheme': 'dudarev', 'species': \{'Si': \{'j_ev': 0, 'orbital': 'p', 'u_ev': 3\}\}\}",
+        ),
+        (
+            'vasp/aiida-vasp/Si_ionic-unconverged_first-step/vasprun.xml',
+            'vasp/edited/Si_first-step_IVDW12/vasprun.xml',
+            r"dispersion: None != 'DFT-D3\(BJ\) \(IVDW=12\)'",
+        ),
+        (
+            'castep/matador/Li-bcc_400eV.castep',
+            'castep/edited/Li-bcc_400eV_SEDC-G06.castep',
+            r"dispersion: None != 'SEDC G06'",
+        ),
+    ],
+    ids=['vasp+U', 'vasp+D3', 'castep+SEDC'],
+)
+def test_plus_u_and_dispersion_labels_are_not_mixed_with_plain_ones(
+    aiida_profile, fixtures_path, plain, edited, difference
+):
+    """A PBE label and a PBE+U (or +D) label of the same structure: same method, different fingerprints, refused.
+
+    The edited fixtures are the plain files with only the DFT+U or dispersion tags changed (fixtures/README.md).
+    """
+    from aiida_sianode.data.importers import import_files
+
+    report = import_files([fixtures_path / plain, fixtures_path / edited], deduplicate=False)
+    first, second = report.labels
+    assert first.level_of_theory['method'] == second.level_of_theory['method']
+    assert first.energy == second.energy  # the numbers were not edited
+    assert first.fingerprint != second.fingerprint
+    assert report.mixed_levels_of_theory()
+    for label in (first, second):
+        label.store()
+    with pytest.raises(MixedLevelOfTheoryError, match=difference):
+        build_dataset([first, second])
+    assert build_dataset([first, second], allow_mixed=True).base.attributes.get('mixed') is True

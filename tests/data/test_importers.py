@@ -15,13 +15,8 @@ from ase.io.castep import units_CODATA2002
 from ase.units import GPa
 
 from aiida_sianode.common import level_of_theory as lot
-from aiida_sianode.data.importers import (
-    CASTEP_TRAJECTORY_ENERGY,
-    castep_level_of_theory,
-    detect_format,
-    import_files,
-    read_level_of_theory,
-)
+from aiida_sianode.common.level_of_theory import castep_level_of_theory, read_level_of_theory
+from aiida_sianode.data.importers import CASTEP_TRAJECTORY_ENERGY, detect_format, import_files
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
@@ -319,3 +314,103 @@ def test_mixed_levels_are_found_and_labels_store_in_a_group(aiida_profile, vasp,
     group = report.store('test-import-group')
     assert group.count() == 20 and all(label.is_stored for label in report.labels)
     assert group.label == 'test-import-group'
+
+
+def test_virial_is_converted_to_the_stress(tmp_path):
+    """libAtoms extxyz: ``virial`` (eV) becomes ``stress = -virial / volume``, ASE's sign (compressed: negative).
+
+    The virial written is ``-dE/dε`` by central finite differences of EMT energies under symmetric strains, made
+    without ASE's stress; the imported stress must equal EMT's own ``get_stress()``.
+    """
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    atoms = bulk('Cu', 'fcc', a=3.55, cubic=True)  # a0(EMT) = 3.59 Å: compressed by 1 %
+    atoms.set_cell(atoms.cell[:] @ np.array([[1.0, 0.01, 0.0], [0.01, 1.0, 0.0], [0.0, 0.0, 1.0]]), scale_atoms=True)
+    atoms.rattle(0.02, seed=1)
+    atoms.calc = EMT()
+    reference = voigt_6_to_full_3x3_stress(atoms.get_stress())
+
+    def energy(strain):
+        strained = atoms.copy()
+        strained.set_cell(atoms.cell[:] @ (np.eye(3) + strain), scale_atoms=True)
+        strained.calc = EMT()
+        return strained.get_potential_energy()
+
+    step = 1e-5
+    derivative = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            strain = np.zeros((3, 3))
+            strain[i, j] = strain[j, i] = step / 2 if i != j else step
+            derivative[i, j] = (energy(strain) - energy(-strain)) / (2 * step)
+    virial = -derivative
+    assert np.trace(virial) > 0  # a compressed cell pushes outwards
+
+    frame = atoms.copy()
+    frame.calc = None
+    frame.info.update(energy=atoms.get_potential_energy(), virial=virial)
+    frame.arrays['forces'] = atoms.get_forces()
+    ase.io.write(tmp_path / 'libatoms.extxyz', frame, format='extxyz')
+
+    report = import_files(tmp_path / 'libatoms.extxyz', virial_key='virial', level_of_theory='EMT')
+    (label,) = report.labels
+    assert np.allclose(label.stress, reference, atol=1e-6)
+    assert np.allclose(label.stress, -virial / atoms.get_volume(), atol=1e-12)
+    assert np.trace(label.stress) < 0
+
+    with pytest.raises(ValueError, match='not both'):
+        import_files(tmp_path / 'libatoms.extxyz', virial_key='virial', stress_key='stress', level_of_theory='EMT')
+    report = import_files(tmp_path / 'libatoms.extxyz', virial_key='W', level_of_theory='EMT')
+    assert report.files[0].refused[0].reason == 'no virial under `W`'
+
+
+FIXTURE_FILES = [
+    'vasp/aiida-vasp/Si_relax/vasprun.xml',
+    'vasp/aiida-vasp/Si_relax-truncated/vasprun.xml',
+    'vasp/aiida-vasp/Si_ibrion6_disp/vasprun.xml',
+    'vasp/aiida-vasp/Si_ionic-unconverged/vasprun.xml',
+    'vasp/aiida-vasp/Si_ionic-unconverged/OUTCAR',
+    'vasp/aiida-vasp/Si_elec-unconverged/vasprun.xml',
+    'vasp/aiida-vasp/Si_elec-unconverged/OUTCAR',
+    'vasp/aiida-vasp/Si_outcar_converged/OUTCAR.converged',
+    'vasp/aiida-vasp/Si_vasp620_relax/vasprun.xml',
+    'vasp/aiida-vasp/Si_vasp620_relax/OUTCAR',
+    'vasp/edited/Si_first-step_LDAU/vasprun.xml',
+    'vasp/edited/Si_first-step_IVDW12/vasprun.xml',
+    'castep/aiida-castep/Si-geom-stress/aiida.castep',
+    'castep/aiida-castep/Si-geom-stress/aiida.geom',
+    'castep/aiida-castep/Si2-castepbin/aiida.castep',
+    'castep/castep_outputs/si8-md/si8-md.castep',
+    'castep/castep_outputs/si8-md/si8-md.md',
+    'castep/matador/Li-bcc_400eV.castep',
+    'castep/matador/LiC_unconverged_castep18.1.castep',
+    'castep/edited/Li-bcc_400eV_SEDC-G06.castep',
+]
+
+
+@pytest.mark.parametrize(
+    'relative', FIXTURE_FILES, ids=[path.split('/', 1)[1].replace('/', '-') for path in FIXTURE_FILES]
+)
+def test_import_report_of_every_fixture(fixtures_path, relative, data_regression):
+    """The whole report of each fixture file (counts, refusals and their reasons, notes), every label's energy, largest
+    force and stress, and each distinct level of theory, against the stored regression file. The numbers checked by
+    hand against the files' lines are in the tests above; this one catches any other change."""
+    report = import_files(fixtures_path / relative)
+    (summary,) = report.as_dict()['files']
+    summary['path'] = relative
+    del summary['label_pks']
+    summary['labels'] = [
+        {
+            'formula': label.formula,
+            'energy_ev': round(label.energy, 8),
+            'max_force_ev_per_a': round(label.max_force, 8),
+            'stress_trace_ev_per_a3': None if label.stress is None else round(float(np.trace(label.stress)), 10),
+            'fingerprint': label.fingerprint[:16],
+        }
+        for label in report.labels
+    ]
+    summary['levels_of_theory'] = {label.fingerprint[:16]: label.level_of_theory for label in report.labels}
+    data_regression.check(summary)

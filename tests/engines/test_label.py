@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
+from aiida_sianode.common import level_of_theory as lot
 from aiida_sianode.engines import label as engine
 
 GPAW_TIGHT = {
@@ -83,6 +84,7 @@ def test_gpaw_forces_and_stress_are_derivatives_of_the_energy(tmp_path):
 
     # stress: the strain derivative at fixed cutoff; agreement 2e-4 eV/Å^3 (30 MPa), measured 3e-5
     assert stress[0, 0] == pytest.approx(central_stress_xx(atoms, 'gpaw', GPAW_TIGHT, tmp_path), abs=2e-4)
+    assert lot.contradictions(results['level_of_theory'], results['reported_level_of_theory']) == []
 
 
 def test_xtb_forces_and_stress_are_derivatives_of_the_energy(tmp_path):
@@ -104,6 +106,11 @@ def test_xtb_molecule_has_no_stress(tmp_path):
     assert len(results['forces']) == 5
     assert results['level_of_theory']['method'] == 'GFN1-xTB'
     assert results['code_version'].startswith('tblite ')
+    # what the calculator ran with: GFN1-xTB at 300 K = 25.85 meV of Fermi smearing, as recorded
+    reported = results['reported_level_of_theory']
+    assert reported['method'] == 'GFN1-xTB'
+    assert reported['smearing'] == {'type': 'fermi-dirac', 'width_ev': pytest.approx(0.025852, abs=1e-6)}
+    assert lot.contradictions(results['level_of_theory'], reported) == []
 
 
 def test_gpaw_scf_not_converged_is_a_status_not_a_crash(tmp_path):
@@ -112,6 +119,15 @@ def test_gpaw_scf_not_converged_is_a_status_not_a_crash(tmp_path):
     assert 'did not converge in 2 iterations' in results['error']
     assert results['energy'] is None and results['forces'] is None
     assert results['scf']['converged'] is False
+    # GPAW's log states what it set up: 200 eV, Γ only, Marzari-Vanderbilt 0.1 eV, no spin, as the record says
+    reported = engine.gpaw_reported_level_of_theory(tmp_path / engine.GPAW_LOG_FILENAME, 'PBE')
+    expected = {'type': 'marzari-vanderbilt', 'width_ev': 0.1}
+    assert (reported['cutoff_ev'], reported['kpoints_mesh'], reported['spin']) == (200.0, [1, 1, 1], False)
+    assert reported['smearing'] == expected
+    assert lot.contradictions(results['level_of_theory'], reported) == []
+    assert lot.contradictions({**results['level_of_theory'], 'cutoff_ev': 400.0}, reported) == [
+        'cutoff_ev: the label records 400, the code ran with 200'
+    ]
 
 
 def test_xtb_scf_not_converged_is_a_status(tmp_path):

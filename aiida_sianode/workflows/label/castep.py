@@ -17,15 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiida import orm
-from aiida.engine import ToContext
 from aiida.plugins import WorkflowFactory
 from ase.data import chemical_symbols
 
-from aiida_sianode.data.importers import castep_level_of_theory
+from aiida_sianode.common.level_of_theory import castep_hubbard_from_block, castep_level_of_theory
+from aiida_sianode.data.importers.castep import castep_file_level_of_theory
 from aiida_sianode.protocols import recursive_merge
-from aiida_sianode.workflows.label.base import CommonLabelWorkChain
+from aiida_sianode.workflows.label.base import ExternalLabelWorkChain, kpoints_from_spacing, lookup
 from aiida_sianode.workflows.label.normalise import LabelRefusal, check_castep_outputs, normalise_castep_outputs
-from aiida_sianode.workflows.label.vasp import _lookup, kpoints_from_spacing
 
 CastepBaseWorkChain = WorkflowFactory('castep.base')
 
@@ -72,68 +71,38 @@ def _cutoff_ev(value) -> float | None:
     return float(parts[0])
 
 
-class CastepLabelWorkChain(CommonLabelWorkChain):
+def _is_on(value) -> bool:
+    """Return whether a CASTEP logical keyword value means true (``True``, ``'true'``, ``'T'``)."""
+    return str(value).strip().lower() in ('true', 't', '1', '.true.') if isinstance(value, str) else bool(value)
+
+
+class CastepLabelWorkChain(ExternalLabelWorkChain):
     """Label one structure with a CASTEP single point (energy, forces, stress) through aiida-castep."""
 
     labeler = 'castep'
     _protocol_file = 'label_castep'
-
-    @classmethod
-    def define(cls, spec):
-        """Define the inputs (aiida-castep's in ``castep``), the outline and the exit codes."""
-        super().define(spec)
-        spec.expose_inputs(CastepBaseWorkChain, namespace='castep', exclude=('calc.structure', 'kpoints_spacing'))
-        spec.input(
-            'kpoint_spacing',
-            valid_type=orm.Float,
-            required=False,
-            help='k-point spacing in 1/Å, 2π included. Without `castep.calc.kpoints` the mesh is made from it; with '
-            'it, that mesh must be the one this spacing gives. It is recorded in the level of theory.',
-        )
-        spec.outline(
-            cls.setup,
-            cls.run_castep,
-            cls.inspect_castep,
-            cls.results,
-        )
-        spec.exit_code(
-            301, 'ERROR_INCOMPLETE_OUTPUT', message='The CASTEP output is incomplete, no label was made: {reason}'
-        )
-        spec.exit_code(
-            430,
-            'ERROR_NOT_A_SINGLE_POINT',
-            message='The CASTEP run was not a single point, no label was made: {reason}',
-        )
+    _child_class = CastepBaseWorkChain
+    _child_namespace = 'castep'
+    _child_exclude = ('calc.structure', 'kpoints_spacing')
+    _structure_path = ('calc', 'structure')
+    _kpoints_path = ('calc', 'kpoints')
+    _child_scf_exit_code = 'ERROR_SCF_FAILURE'
+    #: The .castep header states these; its smearing lines and the pseudopotential strings are not compared.
+    _reported_keys = ('method', 'cutoff_ev', 'kpoints_mesh', 'spin', 'dispersion')
+    _code_name = 'CASTEP'
 
     @classmethod
     def validate_inputs(cls, value, ctx) -> str | None:
-        """Refuse a bad structure (base class), a task other than a single point, or contradictory k-points."""
+        """Refuse what the base class refuses (structure, k-points) and a task other than a single point."""
         message = super().validate_inputs(value, ctx)
         if message:
             return message
-        parameters = _lookup(value, 'castep', 'calc', 'parameters')
+        parameters = lookup(value, 'castep', 'calc', 'parameters')
         if parameters is not None:
             flat = {key.lower(): item for key, item in cls._flat_parameters(parameters).items()}
             task = str(flat.get('task', 'singlepoint')).replace('_', '').lower()
             if task not in ('singlepoint', 'energy'):
                 return f'the CASTEP task is `{flat.get("task")}`: a label is a single point (task: singlepoint)'
-        if 'structure' not in value:
-            return None
-        kpoints = _lookup(value, 'castep', 'calc', 'kpoints')
-        spacing = value.get('kpoint_spacing')
-        if kpoints is None and spacing is None:
-            return 'give `kpoint_spacing` (1/Å, 2π included) or a k-point mesh in `castep.calc.kpoints`'
-        if kpoints is not None and spacing is not None:
-            try:
-                given = list(kpoints.get_kpoints_mesh()[0])
-            except AttributeError:
-                return '`castep.calc.kpoints` must be a mesh when `kpoint_spacing` is given'
-            expected = list(kpoints_from_spacing(value['structure'], spacing.value).get_kpoints_mesh()[0])
-            if given != expected:
-                return (
-                    f'the mesh {given} in `castep.calc.kpoints` is not the mesh {expected} of kpoint_spacing '
-                    f'{spacing.value} 1/Å for this cell'
-                )
         return None
 
     @staticmethod
@@ -154,15 +123,15 @@ class CastepLabelWorkChain(CommonLabelWorkChain):
 
         A family holding a library (``LIBRARY``, e.g. C19) generates a pseudopotential for any element: ``None``.
         """
-        pseudos = _lookup(inputs, 'castep', 'calc', 'pseudos')
+        pseudos = lookup(inputs, 'castep', 'calc', 'pseudos')
         if pseudos:
             names = set(pseudos)
             supported = {name for name in names if name in chemical_symbols[1:]}
-            structure = _lookup(inputs, 'structure')
+            structure = lookup(inputs, 'structure')
             if isinstance(structure, orm.StructureData):
                 supported |= {kind.symbol for kind in structure.kinds if kind.name in names}
             return frozenset(supported)
-        family = _lookup(inputs, 'castep', 'pseudos_family')
+        family = lookup(inputs, 'castep', 'pseudos_family')
         if family is None:
             return None
         try:
@@ -201,68 +170,43 @@ class CastepLabelWorkChain(CommonLabelWorkChain):
         return builder
 
     def setup(self):
-        """Build the inputs of aiida-castep's work chain, the k-point mesh included when only a spacing is given."""
-        inputs = self.exposed_inputs(CastepBaseWorkChain, namespace='castep')
-        calc = dict(inputs['calc'])
-        calc['structure'] = self.inputs.structure
-        if 'kpoints' not in calc:
-            calc['kpoints'] = kpoints_from_spacing(self.inputs.structure, self.inputs.kpoint_spacing.value)
-        inputs['calc'] = calc
-        self.ctx.inputs = inputs
-        self.ctx.parameters = self._flat_parameters(inputs['calc']['parameters'])
+        """Build the inputs of aiida-castep's work chain (see the base class) and keep its parameters at hand."""
+        super().setup()
+        self.ctx.parameters = self._flat_parameters(self.ctx.inputs['calc']['parameters'])
 
-    def run_castep(self):
-        """Run aiida-castep's ``castep.base`` work chain (it restarts CASTEP after SCF failures and timeouts)."""
-        inputs = dict(self.ctx.inputs)
-        inputs['metadata'] = {'call_link_label': 'castep'}
-        node = self.submit(CastepBaseWorkChain, **inputs)
-        self.report(f'launched CastepBaseWorkChain<{node.pk}>')
-        return ToContext(workchain=node)
-
-    def _refuse(self, refusal: LabelRefusal):
-        """Return the exit code of ``refusal``, with its reason in the message or in the report."""
-        exit_code = self.exit_codes[refusal.exit_code]
-        if '{reason}' in exit_code.message:
-            return exit_code.format(reason=refusal.reason)
-        self.report(refusal.reason)
-        return exit_code
-
-    def inspect_castep(self):
-        """Check that aiida-castep's work chain finished and that its outputs make a single-point label."""
-        node = self.ctx.workchain
-        if not node.is_finished_ok:
-            self.report(
-                f'CastepBaseWorkChain<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}'
-            )
-            if node.exit_status == CastepBaseWorkChain.exit_codes.ERROR_SCF_FAILURE.status:
-                return self.exit_codes.ERROR_SCF_NOT_CONVERGED
-            return self.exit_codes.ERROR_CODE_FAILED
+    def check_child_outputs(self, node) -> None:
+        """Refuse a child without parsed results, a trajectory, or outputs that are not one single point."""
         missing = [name for name in ('output_parameters', 'output_array') if name not in node.outputs]
         if missing:
             if 'output_trajectory' in node.outputs:
-                return self._refuse(
-                    LabelRefusal('ERROR_NOT_A_SINGLE_POINT', 'CASTEP wrote a trajectory (several configurations)')
-                )
-            self.report(f'CastepBaseWorkChain<{node.pk}> finished without {", ".join(missing)}')
-            return self.exit_codes.ERROR_MISSING_OUTPUTS
+                raise LabelRefusal('ERROR_NOT_A_SINGLE_POINT', 'CASTEP wrote a trajectory (several configurations)')
+            raise LabelRefusal(
+                'ERROR_MISSING_OUTPUTS', f'CastepBaseWorkChain<{node.pk}> finished without {", ".join(missing)}'
+            )
         arrays = {
             name: node.outputs.output_array.get_array(name) for name in node.outputs.output_array.get_arraynames()
         }
-        calculate_stress = bool(self.ctx.parameters.get('calculate_stress', False))
-        try:
-            check_castep_outputs(
-                node.outputs.output_parameters.get_dict(),
-                arrays,
-                task=self.ctx.parameters.get('task', 'singlepoint'),
-                natoms=len(self.inputs.structure.sites),
-                require_stress=calculate_stress,
-            )
-        except LabelRefusal as refusal:
-            return self._refuse(refusal)
-        return None
+        check_castep_outputs(
+            node.outputs.output_parameters.get_dict(),
+            arrays,
+            task=self.ctx.parameters.get('task', 'singlepoint'),
+            natoms=len(self.inputs.structure.sites),
+            require_stress=bool(self.ctx.parameters.get('calculate_stress', False)),
+        )
 
-    def _level_of_theory(self, output_parameters: orm.Dict) -> dict:
+    def reported_level_of_theory(self, node) -> dict:
+        """Return what the calculation's ``.castep`` file says CASTEP ran with (header: cut-off, functional...)."""
+        reported = self.read_retrieved(node.outputs.output_parameters, ('.castep',), castep_file_level_of_theory)
+        if reported is None:
+            raise LabelRefusal(
+                'ERROR_MISSING_OUTPUTS',
+                f'CastepBaseWorkChain<{node.pk}> kept no .castep file: the level of theory cannot be checked',
+            )
+        return reported
+
+    def level_of_theory(self, node) -> dict:
         """Return the level-of-theory record from the inputs and the pseudopotentials CASTEP reports it used."""
+        output_parameters = node.outputs.output_parameters
         parameters = {key.lower(): value for key, value in self.ctx.parameters.items()}
         fixed = bool(parameters.get('fix_occupancy', False)) or str(parameters.get('metals_method', 'dm')).lower() in (
             'none',
@@ -281,20 +225,19 @@ class CastepLabelWorkChain(CommonLabelWorkChain):
             smearing=smearing,
             pseudopotentials=output_parameters.get('pseudo_pots', {}),
             kpoint_spacing=spacing,
-            kpoints_mesh=self.ctx.inputs['calc']['kpoints'].get_kpoints_mesh()[0],
+            kpoints_mesh=self.kpoints_mesh(),
             version=output_parameters.get('castep_version'),
+            hubbard=castep_hubbard_from_block(parameters.get('hubbard_u')),
+            dispersion=parameters.get('sedc_scheme', 'TS') if _is_on(parameters.get('sedc_apply', False)) else None,
         )
 
-    def results(self):
-        """Make the label with a calcfunction of aiida-castep's outputs, and attach it."""
-        outputs = self.ctx.workchain.outputs
-        record = self._level_of_theory(outputs.output_parameters)
-        label = normalise_castep_outputs(
+    def normalise(self, node, level_of_theory: orm.Dict):
+        """Return the label of aiida-castep's outputs, made by :func:`normalise_castep_outputs`."""
+        outputs = node.outputs
+        return normalise_castep_outputs(
             self.inputs.structure,
             outputs.output_parameters,
             outputs.output_array,
-            orm.Dict(record),
+            level_of_theory,
             metadata={'call_link_label': 'normalise'},
         )
-        self.out('label', label)
-        self.report(f'labelled {label}')

@@ -151,6 +151,14 @@ class LocalLabelWorkChain(CommonLabelWorkChain, BaseRestartWorkChain):
         self.report(f'{node.process_label}<{node.pk}> failed: {node.exit_message}')
         return ProcessHandlerReport(True, self.exit_codes.ERROR_CODE_FAILED)
 
+    @process_handler(priority=450, exit_codes=[LocalLabelCalculation.exit_codes.ERROR_LEVEL_OF_THEORY_MISMATCH])
+    def handle_level_of_theory_mismatch(self, node):
+        """Stop with 440: the label would record settings the code did not run with."""
+        self.report(f'{node.process_label}<{node.pk}>: {node.exit_message}')
+        return ProcessHandlerReport(
+            True, self.exit_codes.ERROR_LEVEL_OF_THEORY_MISMATCH.format(reason=node.exit_message)
+        )
+
     @process_handler(
         priority=400,
         exit_codes=[

@@ -234,8 +234,8 @@ def normalise_vasp_outputs(structure: orm.StructureData, misc: orm.Dict, level_o
     :param structure: the structure VASP computed (the work chain's input; VASP keeps its atom order).
     :param misc: aiida-vasp's ``misc`` output (energies, forces, stress, run status).
     :param level_of_theory: the record built from the inputs with
-        :func:`aiida_sianode.data.importers.vasp_level_of_theory`; the VASP version is filled in from ``misc`` when
-        the record has none.
+        :func:`aiida_sianode.common.level_of_theory.vasp_level_of_theory`; the VASP version is filled in from
+        ``misc`` when the record has none.
     """
     values = misc.get_dict()
     atoms = structure.get_ase()

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiida import orm
-from aiida.engine import ToContext
 from aiida.plugins import WorkflowFactory
 from ase.data import chemical_symbols
 
-from aiida_sianode.data.importers import vasp_level_of_theory
+from aiida_sianode.common.level_of_theory import vasp_level_of_theory
+from aiida_sianode.data.importers.vasp import vasp_file_level_of_theory
 from aiida_sianode.protocols import recursive_merge
-from aiida_sianode.workflows.label.base import CommonLabelWorkChain
+from aiida_sianode.workflows.label.base import ExternalLabelWorkChain, kpoints_from_spacing, lookup
 from aiida_sianode.workflows.label.normalise import LabelRefusal, check_vasp_misc, normalise_vasp_outputs
 
 VaspWorkChain = WorkflowFactory('vasp.vasp')
@@ -33,99 +33,26 @@ VaspWorkChain = WorkflowFactory('vasp.vasp')
 __all__ = ('VaspLabelWorkChain', 'kpoints_from_spacing')
 
 
-def kpoints_from_spacing(structure: orm.StructureData, spacing: float) -> orm.KpointsData:
-    """Return the Γ-centred mesh with at most ``spacing`` (1/Å, 2π included) between k-points along each axis.
-
-    ``N_i = max(1, ceil(|b_i| / spacing))`` with ``|b_i|`` the length of the i-th reciprocal lattice vector including
-    the factor 2π, as VASP's KSPACING does (AiiDA's ``set_kpoints_mesh_from_density`` uses the same definition).
-    """
-    if spacing <= 0:
-        raise ValueError(f'the k-point spacing must be positive, got {spacing}')
-    kpoints = orm.KpointsData()
-    kpoints.set_cell_from_structure(structure)
-    kpoints.set_kpoints_mesh_from_density(float(spacing), offset=[0.0, 0.0, 0.0])
-    return kpoints
-
-
-def _lookup(inputs: Mapping[str, Any] | None, *keys: str):
-    """Return ``inputs[keys[0]][keys[1]]...`` for process inputs or a builder, ``None`` when a key is missing."""
-    value = inputs
-    for key in keys:
-        if value is None:
-            return None
-        try:
-            value = value[key]
-        except (KeyError, TypeError, AttributeError):
-            return None
-    return value
-
-
-class VaspLabelWorkChain(CommonLabelWorkChain):
+class VaspLabelWorkChain(ExternalLabelWorkChain):
     """Label one structure with a VASP single point (energy, forces, stress) through aiida-vasp."""
 
     labeler = 'vasp'
     _protocol_file = 'label_vasp'
-
-    @classmethod
-    def define(cls, spec):
-        """Define the inputs (aiida-vasp's in ``vasp``), the outline and the exit codes."""
-        super().define(spec)
-        spec.expose_inputs(VaspWorkChain, namespace='vasp', exclude=('structure', 'kpoints_spacing'))
-        spec.input(
-            'kpoint_spacing',
-            valid_type=orm.Float,
-            required=False,
-            help='k-point spacing in 1/Å, 2π included (VASP KSPACING convention). Without `vasp.kpoints` the mesh is '
-            'made from it; with `vasp.kpoints` that mesh must be the one this spacing gives. It is recorded in the '
-            'level of theory.',
-        )
-        spec.outline(
-            cls.setup,
-            cls.run_vasp,
-            cls.inspect_vasp,
-            cls.results,
-        )
-        spec.exit_code(
-            301, 'ERROR_INCOMPLETE_OUTPUT', message='The VASP output is incomplete, no label was made: {reason}'
-        )
-        spec.exit_code(
-            430, 'ERROR_NOT_A_SINGLE_POINT', message='The VASP run was not a single point, no label was made: {reason}'
-        )
-
-    @classmethod
-    def validate_inputs(cls, value, ctx) -> str | None:
-        """Refuse a bad structure (base class), no k-points, or a k-point mesh that contradicts ``kpoint_spacing``."""
-        message = super().validate_inputs(value, ctx)
-        if message:
-            return message
-        if 'structure' not in value:
-            return None
-        kpoints = _lookup(value, 'vasp', 'kpoints')
-        spacing = value.get('kpoint_spacing')
-        if kpoints is None and spacing is None:
-            return 'give `kpoint_spacing` (1/Å, 2π included) or a k-point mesh in `vasp.kpoints`'
-        if kpoints is not None and spacing is not None:
-            try:
-                given = list(kpoints.get_kpoints_mesh()[0])
-            except AttributeError:
-                return '`vasp.kpoints` must be a mesh when `kpoint_spacing` is given'
-            expected = list(kpoints_from_spacing(value['structure'], spacing.value).get_kpoints_mesh()[0])
-            if given != expected:
-                return (
-                    f'the mesh {given} in `vasp.kpoints` is not the mesh {expected} of kpoint_spacing '
-                    f'{spacing.value} 1/Å for this cell'
-                )
-        return None
+    _child_class = VaspWorkChain
+    _child_namespace = 'vasp'
+    _child_exclude = ('structure', 'kpoints_spacing')
+    _child_scf_exit_code = 'ERROR_ELECTRONIC_STRUCTURE_NOT_CONVERGED'
+    _code_name = 'VASP'
 
     @classmethod
     def get_supported_elements(cls, inputs: Mapping[str, Any] | None = None) -> frozenset[str] | None:
         """Return the elements with a POTCAR in ``vasp.potential_mapping`` (keys are elements or kind names)."""
-        mapping = _lookup(inputs, 'vasp', 'potential_mapping')
+        mapping = lookup(inputs, 'vasp', 'potential_mapping')
         if mapping is None:
             return super().get_supported_elements(inputs)
         mapping = mapping.get_dict() if isinstance(mapping, orm.Dict) else dict(mapping)
         supported = {key for key in mapping if key in chemical_symbols[1:]}
-        structure = _lookup(inputs, 'structure')
+        structure = lookup(inputs, 'structure')
         if isinstance(structure, orm.StructureData):
             supported |= {kind.symbol for kind in structure.kinds if kind.name in mapping}
         return frozenset(supported)
@@ -179,47 +106,11 @@ class VaspLabelWorkChain(CommonLabelWorkChain):
         builder.vasp.calc.metadata.options = calc_options
         return builder
 
-    def setup(self):
-        """Build the inputs of the aiida-vasp work chain, the k-point mesh included when only a spacing is given."""
-        inputs = self.exposed_inputs(VaspWorkChain, namespace='vasp')
-        inputs['structure'] = self.inputs.structure
-        if 'kpoints' not in inputs:
-            inputs['kpoints'] = kpoints_from_spacing(self.inputs.structure, self.inputs.kpoint_spacing.value)
-        self.ctx.inputs = inputs
-
-    def run_vasp(self):
-        """Run aiida-vasp's ``vasp.vasp`` work chain (it restarts VASP on the errors it knows)."""
-        inputs = dict(self.ctx.inputs)
-        inputs['metadata'] = {'call_link_label': 'vasp'}
-        node = self.submit(VaspWorkChain, **inputs)
-        self.report(f'launched VaspWorkChain<{node.pk}>')
-        return ToContext(workchain=node)
-
-    def _refuse(self, refusal: LabelRefusal):
-        """Return the exit code of ``refusal``, with its reason in the message or in the report."""
-        exit_code = self.exit_codes[refusal.exit_code]
-        if '{reason}' in exit_code.message:
-            return exit_code.format(reason=refusal.reason)
-        self.report(refusal.reason)
-        return exit_code
-
-    def inspect_vasp(self):
-        """Check that aiida-vasp's work chain finished and that its outputs make a single-point label."""
-        node = self.ctx.workchain
-        if not node.is_finished_ok:
-            electronic = VaspWorkChain.exit_codes.ERROR_ELECTRONIC_STRUCTURE_NOT_CONVERGED.status
-            self.report(f'VaspWorkChain<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
-            if node.exit_status == electronic:
-                return self.exit_codes.ERROR_SCF_NOT_CONVERGED
-            return self.exit_codes.ERROR_CODE_FAILED
+    def check_child_outputs(self, node) -> None:
+        """Refuse a child without ``misc``, or whose ``misc`` is not a converged single point with a stress."""
         if 'misc' not in node.outputs:
-            self.report(f'VaspWorkChain<{node.pk}> finished without the `misc` output')
-            return self.exit_codes.ERROR_MISSING_OUTPUTS
-        try:
-            check_vasp_misc(node.outputs.misc.get_dict(), natoms=len(self.inputs.structure.sites), require_stress=True)
-        except LabelRefusal as refusal:
-            return self._refuse(refusal)
-        return None
+            raise LabelRefusal('ERROR_MISSING_OUTPUTS', f'VaspWorkChain<{node.pk}> finished without the `misc` output')
+        check_vasp_misc(node.outputs.misc.get_dict(), natoms=len(self.inputs.structure.sites), require_stress=True)
 
     def _potcar_titles(self) -> dict[str, str]:
         """Return ``{element: POTCAR title}`` of the POTCARs the last VASP calculation used."""
@@ -238,20 +129,30 @@ class VaspLabelWorkChain(CommonLabelWorkChain):
             titles = {kinds.get(name, name): f'{family}/{symbol}' for name, symbol in mapping.items()}
         return titles
 
-    def results(self):
-        """Make the label with a calcfunction of aiida-vasp's ``misc`` output, and attach it."""
-        misc = self.ctx.workchain.outputs.misc
+    def level_of_theory(self, node) -> dict:
+        """Return the record of the INCAR given, the POTCARs used, the k-points and the version VASP reports."""
         incar = self.ctx.inputs['parameters'].get_dict().get('incar', {})
         spacing = self.inputs.kpoint_spacing.value if 'kpoint_spacing' in self.inputs else None
-        record = vasp_level_of_theory(
+        return vasp_level_of_theory(
             incar,
             potcar_titles=self._potcar_titles(),
             kpoint_spacing=spacing,
-            kpoints_mesh=self.ctx.inputs['kpoints'].get_kpoints_mesh()[0],
-            version=misc.get('version'),
+            kpoints_mesh=self.kpoints_mesh(),
+            version=node.outputs.misc.get('version'),
         )
-        label = normalise_vasp_outputs(
-            self.inputs.structure, misc, orm.Dict(record), metadata={'call_link_label': 'normalise'}
+
+    def reported_level_of_theory(self, node) -> dict:
+        """Return what the calculation's ``vasprun.xml`` (else its ``OUTCAR``) says VASP ran with."""
+        reported = self.read_retrieved(node.outputs.misc, ('vasprun.xml', 'OUTCAR'), vasp_file_level_of_theory)
+        if reported is None:
+            raise LabelRefusal(
+                'ERROR_MISSING_OUTPUTS',
+                f'VaspWorkChain<{node.pk}> kept no vasprun.xml or OUTCAR: the level of theory cannot be checked',
+            )
+        return reported
+
+    def normalise(self, node, level_of_theory: orm.Dict):
+        """Return the label of aiida-vasp's ``misc`` output, made by :func:`normalise_vasp_outputs`."""
+        return normalise_vasp_outputs(
+            self.inputs.structure, node.outputs.misc, level_of_theory, metadata={'call_link_label': 'normalise'}
         )
-        self.out('label', label)
-        self.report(f'labelled {label}')

@@ -16,8 +16,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.units import GPa
 
+from aiida_sianode.common.level_of_theory import castep_level_of_theory
 from aiida_sianode.common.validation import StructureValidationError
-from aiida_sianode.data.importers import castep_level_of_theory
 from aiida_sianode.data.label import LabelData
 from aiida_sianode.protocols import ProtocolError
 from aiida_sianode.workflows.label import CommonLabelWorkChain, get_label_workchain
@@ -30,32 +30,6 @@ from aiida_sianode.workflows.label.normalise import (
 )
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
-
-
-@pytest.fixture
-def castep_code(aiida_localhost):
-    """A ``castep.castep`` code that is never run."""
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(f'castep-fake@{aiida_localhost.label}')
-    except NotExistent:
-        return orm.InstalledCode(
-            label='castep-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='castep.castep',
-        ).store()
-
-
-@pytest.fixture
-def otfg_families(aiida_profile):
-    """The C19 on-the-fly library as a family (any element), and a family with a Si potential only."""
-    from aiida_castep.data.otfg import upload_otfg_family
-
-    upload_otfg_family(['C19'], 'C19', 'CASTEP C19 library', stop_if_existing=False)
-    upload_otfg_family(['Si 3|1.8|5|6|7|30:31:32'], 'Si-only', 'one Si string', stop_if_existing=False)
-    return 'C19', 'Si-only'
 
 
 def instantiate(builder):
@@ -313,19 +287,41 @@ def test_work_chain_steps_on_real_outputs(aiida_profile, castep_code, otfg_famil
     process = instantiate(CastepLabelWorkChain.get_builder_from_protocol(castep_code, structure))
     process.setup()
     process.ctx.workchain = child_with_outputs()
-    assert process.inspect_castep().status == 300
+    assert process.inspect_child().status == 300
+    no_stress = {'parameters': {'calculate_stress': False}}
 
-    overrides = {'parameters': {'calculate_stress': False, 'xc_functional': 'LDA', 'cut_off_energy': 400}}
-    process = instantiate(CastepLabelWorkChain.get_builder_from_protocol(castep_code, structure, overrides=overrides))
+    # the .castep header says LDA, 400 eV, spin polarised, MP grid 4 5 4 (lines 148, 160, 172 and the MP grid line):
+    # a label recording the protocol's PBE 600 eV is refused, the two values named
+    process = instantiate(CastepLabelWorkChain.get_builder_from_protocol(castep_code, structure, overrides=no_stress))
     process.setup()
     process.ctx.workchain = child_with_outputs()
-    assert process.inspect_castep() is None
+    exit_code = process.inspect_child()
+    assert exit_code.status == 440
+    assert "method: the label records 'PBE', the code ran with 'LDA'" in exit_code.message
+    assert 'cutoff_ev: the label records 600, the code ran with 400' in exit_code.message
+    assert 'spin: the label records False, the code ran with True' in exit_code.message
+
+    overrides = {'parameters': {**no_stress['parameters'], 'xc_functional': 'LDA', 'cut_off_energy': 400}}
+    overrides['parameters']['spin_polarized'] = True
+    builder = CastepLabelWorkChain.get_builder_from_protocol(castep_code, structure, overrides=overrides)
+    del builder['kpoint_spacing']
+    builder.castep.calc.kpoints = orm.KpointsData()
+    builder.castep.calc.kpoints.set_kpoints_mesh([4, 5, 4])
+    process = instantiate(builder)
+    process.setup()
+    process.ctx.workchain = child_with_outputs()
+    assert process.inspect_child() is None
     process.results()
     label = process.outputs['label']
     assert label.energy == pytest.approx(-195.8126215487, abs=1e-10)
     record = label.level_of_theory
-    assert (record['method'], record['cutoff_ev'], record['kpoint_spacing']) == ('LDA', 400, 0.35)
+    assert (record['method'], record['cutoff_ev'], record['spin'], record['kpoints_mesh']) == (
+        'LDA',
+        400,
+        True,
+        [4, 5, 4],
+    )
     assert record['pseudopotentials'] == {'Li': '1|1.3|8|9|10|10U:20(qc=5)'}
 
     process.ctx.workchain = child_with_outputs(status=302)  # aiida-castep: ERROR_SCF_FAILURE
-    assert process.inspect_castep().status == 410
+    assert process.inspect_child().status == 410

@@ -19,8 +19,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.units import GPa
 
+from aiida_sianode.common.level_of_theory import vasp_level_of_theory
 from aiida_sianode.common.validation import StructureValidationError
-from aiida_sianode.data.importers import vasp_level_of_theory
 from aiida_sianode.data.label import LabelData
 from aiida_sianode.protocols import ProtocolError
 from aiida_sianode.workflows.label import CommonLabelWorkChain, get_label_workchain
@@ -34,32 +34,6 @@ from aiida_sianode.workflows.label.normalise import (
 from aiida_sianode.workflows.label.vasp import VaspLabelWorkChain, kpoints_from_spacing
 
 SI_A = 5.43
-
-
-@pytest.fixture
-def vasp_code(aiida_localhost):
-    """A ``vasp.vasp`` code that is never run: builders and input validation only."""
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(f'vasp-fake@{aiida_localhost.label}')
-    except NotExistent:
-        return orm.InstalledCode(
-            label='vasp-fake',
-            computer=aiida_localhost,
-            filepath_executable='/bin/true',
-            default_calc_job_plugin='vasp.vasp',
-        ).store()
-
-
-@pytest.fixture
-def potcar_family(aiida_profile):
-    """An empty POTCAR family named like the protocol's (``PBE.54``): POTCAR files are licensed and not shipped."""
-    from aiida_vasp.data.potcar import PotcarData, PotcarGroup
-
-    if PotcarData.get_potcar_group('PBE.54') is None:
-        PotcarGroup(label='PBE.54').store()
-    return 'PBE.54'
 
 
 def instantiate(builder):
@@ -356,38 +330,54 @@ def test_stress_conversion_sign():
     assert np.allclose(vasp_stress_to_ase(np.eye(3) * 10.0), -np.eye(3) * 1.0 * GPa)
 
 
+def finished_child(status=0, message=None):
+    """A finished ``vasp.vasp`` work chain node (its outputs are linked by the caller)."""
+    child = orm.WorkflowNode(process_type='aiida.workflows:vasp.vasp')
+    child.set_process_state('finished')
+    child.set_exit_status(status)
+    if message:
+        child.set_exit_message(message)
+    return child.store()
+
+
 def test_work_chain_inspects_a_real_child(aiida_profile, vasp_code, potcar_family, fixtures_path):
-    """The work chain's inspect and results steps on a finished child work chain holding a real parsed ``misc``."""
+    """inspect/results on a finished child holding a real parsed ``misc``; the fixture run used ENCUT = 300 eV
+    (vasprun.xml line 20) and a 4x4x4 mesh (its ``<kpoints>`` block), which the recorded level of theory must say."""
     import ase.io
 
     folder = vasp_folder(fixtures_path, 'Si_ionic-unconverged_first-step')
     outputs, _ = parse_with_aiida_vasp(folder, {'ibrion': 1, 'nsw': 5})
     structure = orm.StructureData(ase=ase.io.read(folder / 'vasprun.xml', index=0))
-    builder = VaspLabelWorkChain.get_builder_from_protocol(vasp_code, structure)
+    child = finished_child()
+    outputs['misc'].base.links.add_incoming(child, LinkType.RETURN, 'misc')
+
+    # the protocol's 520 eV and 6x6x6 mesh contradict what VASP ran with: refused, both values named
+    process = instantiate(VaspLabelWorkChain.get_builder_from_protocol(vasp_code, structure))
+    process.setup()
+    process.ctx.workchain = child
+    exit_code = process.inspect_child()
+    assert exit_code.status == 440
+    assert 'cutoff_ev: the label records 520, the code ran with 300' in exit_code.message
+    assert 'kpoints_mesh: the label records [6, 6, 6], the code ran with [4, 4, 4]' in exit_code.message
+
+    # the settings of the run: accepted, and the record says what VASP ran with
+    builder = VaspLabelWorkChain.get_builder_from_protocol(vasp_code, structure, overrides={'incar': {'encut': 300}})
+    del builder['kpoint_spacing']
+    builder.vasp.kpoints = orm.KpointsData()
+    builder.vasp.kpoints.set_kpoints_mesh([4, 4, 4])
     process = instantiate(builder)
     process.setup()
-
-    child = orm.WorkflowNode(process_type='aiida.workflows:vasp.vasp')
-    child.set_process_state('finished')
-    child.set_exit_status(0)
-    child.store()
-    outputs['misc'].base.links.add_incoming(child, LinkType.RETURN, 'misc')
     process.ctx.workchain = child
-    assert process.inspect_vasp() is None
+    assert process.inspect_child() is None
     process.results()
     label = process.outputs['label']
     assert label.energy == pytest.approx(-6.50161629, abs=1e-8)
     record = label.level_of_theory
-    assert (record['cutoff_ev'], record['kpoint_spacing'], record['method']) == (520, 0.35, 'PBE')
-    assert record['kpoints_mesh'] == [6, 6, 6] and record['code_version'] == '5.4.4'
+    assert (record['cutoff_ev'], record['kpoint_spacing'], record['method']) == (300, None, 'PBE')
+    assert record['kpoints_mesh'] == [4, 4, 4] and record['code_version'] == '5.4.4'
 
-    failed = orm.WorkflowNode(process_type='aiida.workflows:vasp.vasp')
-    failed.set_process_state('finished')
-    failed.set_exit_status(503)
-    failed.set_exit_message('the last calculation did not reach electronic convergence')
-    failed.store()
-    process.ctx.workchain = failed
-    assert process.inspect_vasp().status == 410
+    process.ctx.workchain = finished_child(503, 'the last calculation did not reach electronic convergence')
+    assert process.inspect_child().status == 410
 
 
 def test_work_chain_refuses_a_multi_step_child(aiida_profile, vasp_code, potcar_family, fixtures_path, tmp_path):
@@ -400,12 +390,9 @@ def test_work_chain_refuses_a_multi_step_child(aiida_profile, vasp_code, potcar_
     structure = orm.StructureData(ase=ase.io.read(folder / 'vasprun.xml', index=0))
     process = instantiate(VaspLabelWorkChain.get_builder_from_protocol(vasp_code, structure))
     process.setup()
-    child = orm.WorkflowNode(process_type='aiida.workflows:vasp.vasp')
-    child.set_process_state('finished')
-    child.set_exit_status(0)
-    child.store()
+    child = finished_child()
     outputs['misc'].base.links.add_incoming(child, LinkType.RETURN, 'misc')
     process.ctx.workchain = child
-    exit_code = process.inspect_vasp()
+    exit_code = process.inspect_child()
     assert exit_code.status == 430
     assert 'the run made 5 ionic steps' in exit_code.message
