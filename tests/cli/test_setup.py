@@ -46,3 +46,26 @@ def test_setup_is_idempotent_and_json_is_clean(tmp_path):
         label: code['pk'] for label, code in first['codes'].items()
     }
     assert (tmp_path / '.aiida' / 'config.json').exists()
+
+
+def test_production_refuses_unreachable_database_before_writing_a_profile(tmp_path):
+    """`setup --production` checks PostgreSQL first: a closed port is an error naming it, and no profile is made."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, 'AIIDA_PATH': str(tmp_path)}
+    result = subprocess.run(
+        [EXECUTABLE, 'setup', '--production', '--profile-name', 'prod', '--db-port', str(port), '--json'],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    error = json.loads(result.stdout)['error']
+    assert error.startswith(f'PostgreSQL database `sianode` at 127.0.0.1:{port} as `sianode` cannot be opened')
+    config = tmp_path / '.aiida' / 'config.json'
+    assert not config.exists() or 'prod' not in json.loads(config.read_text()).get('profiles', {})
