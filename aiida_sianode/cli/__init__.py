@@ -16,6 +16,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     campaign,
     presample,
     computer,
+    resume,
 )
 
 __all__ = ('cmd_root',)
