@@ -50,14 +50,12 @@ from aiida.engine.daemon.client import get_daemon_client
 load_profile()
 node = orm.load_node({pk})
 labels = []
-for calc in orm.QueryBuilder().append(orm.WorkflowNode, filters={{'id': {pk}}}, tag='c').append(
-        orm.CalcJobNode, with_ancestors='c', project='*').all(flat=True):
+for calc in [n for n in orm.load_node({pk}).called_descendants if isinstance(n, orm.CalcJobNode)]:
     fresh = not calc.base.caching.is_created_from_cache
     if calc.process_type.endswith('sianode.label') and calc.is_finished_ok and fresh:
         atoms = calc.inputs.structure.get_ase()
         labels.append(hashlib.sha1(numpy.round(atoms.get_scaled_positions() % 1.0, 4).tobytes()).hexdigest())
-children = orm.QueryBuilder().append(orm.WorkflowNode, filters={{'id': {pk}}}, tag='c').append(
-    orm.ProcessNode, with_ancestors='c', project='id').count()
+children = len(node.called_descendants)
 print(json.dumps({{'terminated': node.is_terminated, 'exit_status': node.exit_status,
     'state': node.process_state.value, 'labels': labels, 'children': children,
     'circus_pid': get_daemon_client().get_daemon_pid()}}))

@@ -23,8 +23,7 @@ LABELS = """
 import hashlib
 import numpy
 rows = {{}}
-for calc in orm.QueryBuilder().append(orm.WorkflowNode, filters={{'id': {pk}}}, tag='c').append(
-        orm.CalcJobNode, with_ancestors='c', project='*').all(flat=True):
+for calc in [n for n in orm.load_node({pk}).called_descendants if isinstance(n, orm.CalcJobNode)]:
     row = {{'type': calc.process_type.rsplit(':', 1)[-1], 'computer': calc.computer.label,
            'job_id': calc.get_job_id(), 'exit_status': calc.exit_status}}
     if row['type'] == 'sianode.label' and calc.is_finished_ok:
@@ -73,7 +72,14 @@ def test_quick_campaign_on_the_daemon_every_calcjob_a_slurm_job(cluster, tmp_pat
     embedded_env = {**cluster.env, 'AIIDA_PATH': str(tmp_path / 'embedded')}
     subprocess.run([BIN / 'aiida-sianode', 'setup', '--json'], env=embedded_env, capture_output=True, check=True)
     embedded = subprocess.Popen(
-        [BIN / 'aiida-sianode', 'run', tmp_path / 'embedded.yaml', '-o', tmp_path / 'embedded-report', '--json'],
+        [
+            BIN / 'aiida-sianode',
+            'run',
+            tmp_path / 'embedded.yaml',
+            '--output-dir',
+            tmp_path / 'embedded-report',
+            '--json',
+        ],
         env=embedded_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
