@@ -207,5 +207,9 @@ codes:
         yield cluster
     finally:
         cluster.verdi('daemon', 'stop', timeout=120, check=False)
+        # a test that killed the supervisor and failed before its repair leaves an orphaned worker: end it
+        from aiida_sianode.deploy.recover import daemon_processes, end_processes
+
+        end_processes([item['pid'] for item in daemon_processes('cluster', str(cluster.aiida_path / '.aiida'))])
         with psycopg.connect(dbname=settings['SIANODE_DB_NAME'], autocommit=True, **login) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS {database} WITH (FORCE)')
