@@ -39,11 +39,14 @@ def cmd_campaign_resume(pk, workers, grace, as_json):
         else:
             echo_info(f'campaign {node.pk} has already terminated ({node.process_state.value}); nothing to resume')
         return
+    pk, state = node.pk, node.process_state.value if node.process_state else None
+    # `verdi process repair` ends the database connections no daemon holds, this command's own among them (on
+    # PostgreSQL): nothing below reads the database again.
     try:
         report = recover_daemon(workers=workers, grace=grace)
     except RuntimeError as error:
         fail(str(error), as_json)
-    result = {'pk': node.pk, 'state': node.process_state.value, 'resumed': report.daemon_started, **report.as_dict()}
+    result = {'pk': pk, 'state_before': state, 'resumed': report.daemon_started, **report.as_dict()}
     if as_json:
         echo_json(result)
         return
@@ -54,5 +57,5 @@ def cmd_campaign_resume(pk, workers, grace, as_json):
         echo_info(f'dropped tasks of terminated processes: {report.dropped_tasks}')
     echo_info(
         f'daemon of profile {report.profile} started with {report.workers} worker(s); '
-        f'follow the campaign with `verdi process report {node.pk}`'
+        f'follow the campaign with `verdi process report {pk}`'
     )
