@@ -18,7 +18,7 @@ export GPAW_CONFIG := $(CURDIR)/requirements/gpaw-siteconfig.py
 # from source are pinned there (see the file), so a new setuptools, numpy or pybind11 cannot change a build.
 BUILD_CONSTRAINTS := $(CURDIR)/requirements/build-constraints.txt
 
-.PHONY: install check profile demo test lint docs clean
+.PHONY: install check profile demo test lint docs clean cluster-setup cluster-test
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,14 @@ demo: profile
 
 test: install
 	$(BIN)/python -m pytest -q -ra tests
+
+# The loopback cluster (root only: apt-get, munge, Slurm, sshd, PostgreSQL, RabbitMQ on 127.0.0.1), then its tests:
+# a production profile, the loop-slurm computer, labels and a campaign as Slurm jobs, the daemon-kill repair.
+cluster-setup:
+	bash tests/cluster/setup_cluster.sh
+
+cluster-test: install cluster-setup
+	SIANODE_CLUSTER=1 $(BIN)/python -m pytest -q -ra -s --durations=0 tests/cluster
 
 lint: install
 	$(BIN)/ruff check aiida_sianode tests benchmarks

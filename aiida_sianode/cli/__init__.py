@@ -15,6 +15,8 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     dataset_import,
     campaign,
     presample,
+    computer,
+    resume,
 )
 
 __all__ = ('cmd_root',)

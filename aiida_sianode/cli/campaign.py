@@ -83,6 +83,10 @@ def build_campaign(spec, spec_path: pathlib.Path):
     )
     builder.metadata.label = spec.name
     builder.metadata.description = spec.description
+    # Codes of a remote computer (`aiida-sianode computer add`) carry the site's resources, partitions and GPU lines.
+    from aiida_sianode.deploy.cluster import apply_default_options
+
+    apply_default_options(builder)
     return builder
 
 

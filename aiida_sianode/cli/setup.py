@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import click
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, fail
 
 #: code label -> (calculation entry point, how the executable is found, description)
 LOCAL_CODES = {
@@ -19,10 +21,17 @@ LOCAL_CODES = {
 CACHED_PROCESSES = ('aiida.calculations:sianode.label',)
 
 
-def ensure_profile(profile_name: str, broker: str = 'core.zeromq'):
-    """Load ``profile_name``; create it first (SQLite storage, ZeroMQ broker) when it does not exist.
+def ensure_profile(
+    profile_name: str,
+    broker: str = 'core.zeromq',
+    storage_backend: str = 'core.sqlite_dos',
+    storage_config: dict | None = None,
+    broker_config: dict | None = None,
+):
+    """Load ``profile_name``; create it first (by default SQLite storage, ZeroMQ broker) when it does not exist.
 
-    Returns ``(profile, created)``.
+    ``aiida-sianode setup --production`` passes ``core.psql_dos`` and ``core.rabbitmq`` with their settings (see
+    :mod:`aiida_sianode.deploy.profile`). Returns ``(profile, created)``.
     """
     from aiida.manage.configuration import create_profile, get_config, load_profile
     from aiida.plugins import BrokerFactory
@@ -30,13 +39,14 @@ def ensure_profile(profile_name: str, broker: str = 'core.zeromq'):
     config = get_config(create=True)
     created = False
     if profile_name not in config.profile_names:
-        broker_config = BrokerFactory(broker).get_default_config() if broker else None
+        if broker_config is None and broker:
+            broker_config = BrokerFactory(broker).get_default_config()
         create_profile(
             config,
             name=profile_name,
             email='sianode@localhost',
-            storage_backend='core.sqlite_dos',
-            storage_config={},
+            storage_backend=storage_backend,
+            storage_config=storage_config or {},
             broker_backend=broker,
             broker_config=broker_config,
         )
@@ -133,10 +143,71 @@ def ensure_codes(computer) -> dict[str, dict]:
 @cmd_root.command('setup')
 @click.option('--profile-name', default='sianode', show_default=True, help='Profile to load, or create if missing.')
 @click.option('--workdir', default=None, help='Scratch directory of the localhost computer.')
+@click.option(
+    '--production',
+    is_flag=True,
+    help='Create the profile on PostgreSQL (core.psql_dos) with the RabbitMQ broker, instead of SQLite + ZeroMQ.',
+)
+@click.option('--db-host', default='127.0.0.1', show_default=True, help='[production] PostgreSQL host.')
+@click.option('--db-port', default=5432, show_default=True, type=int, help='[production] PostgreSQL port.')
+@click.option('--db-user', default='sianode', show_default=True, help='[production] PostgreSQL role.')
+@click.option(
+    '--db-password',
+    default='',
+    envvar='SIANODE_DB_PASSWORD',
+    show_envvar=True,
+    help='[production] Password of the role (better from the environment variable than the command line).',
+)
+@click.option('--db-name', default='sianode', show_default=True, help='[production] PostgreSQL database.')
+@click.option('--broker-host', default='127.0.0.1', show_default=True, help='[production] RabbitMQ host.')
+@click.option('--broker-port', default=5672, show_default=True, type=int, help='[production] RabbitMQ AMQP port.')
+@click.option('--broker-user', default='guest', show_default=True, help='[production] RabbitMQ user.')
+@click.option(
+    '--broker-password',
+    default='guest',
+    envvar='SIANODE_BROKER_PASSWORD',
+    show_envvar=True,
+    help='[production] RabbitMQ password.',
+)
+@click.option('--broker-vhost', default='', help='[production] RabbitMQ virtual host.')
 @JSON_OPTION
-def cmd_setup(profile_name, workdir, as_json):
-    """Create or load the profile, the `localhost` computer and the local codes; safe to run again."""
-    profile, profile_created = ensure_profile(profile_name)
+def cmd_setup(profile_name, workdir, production, as_json, **service_options):
+    """Create or load the profile, the `localhost` computer and the local codes; safe to run again.
+
+    With --production the profile keeps its data in PostgreSQL and its process queue in RabbitMQ (both servers, the
+    database and its role must exist; they are checked before anything is written).
+    """
+    from aiida.manage.configuration import get_config
+
+    services = None
+    if production:
+        from aiida_sianode.deploy.profile import ProductionSettings, ServiceError, check_services
+
+        settings = ProductionSettings(**service_options)
+        config = get_config(create=True)
+        if profile_name in config.profile_names:
+            existing = config.get_profile(profile_name)
+            if existing.storage_backend != 'core.psql_dos':
+                fail(
+                    f'profile `{profile_name}` exists on {existing.storage_backend}, not core.psql_dos: choose '
+                    'another --profile-name for the production profile',
+                    as_json,
+                )
+        else:
+            try:
+                services = check_services(settings)
+            except ServiceError as error:
+                fail(str(error), as_json)
+        repository = pathlib.Path(config.dirpath) / 'repository' / profile_name
+        profile, profile_created = ensure_profile(
+            profile_name,
+            broker='core.rabbitmq',
+            storage_backend='core.psql_dos',
+            storage_config=settings.storage_config(repository),
+            broker_config=settings.broker_config(),
+        )
+    else:
+        profile, profile_created = ensure_profile(profile_name)
     computer, computer_created = ensure_localhost(workdir)
     codes = ensure_codes(computer)
     summary = {
@@ -149,6 +220,18 @@ def cmd_setup(profile_name, workdir, as_json):
         'codes': {f'{label}@{computer.label}': info for label, info in codes.items()},
         'caching_enabled_for': list(CACHED_PROCESSES),
     }
+    if production:
+        summary['database'] = {
+            'host': profile.storage_config['database_hostname'],
+            'port': profile.storage_config['database_port'],
+            'name': profile.storage_config['database_name'],
+            'user': profile.storage_config['database_username'],
+        }
+        summary['broker_host'] = (
+            f'{profile.process_control_config["broker_host"]}:{profile.process_control_config["broker_port"]}'
+        )
+        if services:
+            summary['services'] = services
     if as_json:
         echo_json(summary)
         return

@@ -46,3 +46,55 @@ def test_setup_is_idempotent_and_json_is_clean(tmp_path):
         label: code['pk'] for label, code in first['codes'].items()
     }
     assert (tmp_path / '.aiida' / 'config.json').exists()
+
+
+def test_production_refuses_unreachable_database_before_writing_a_profile(tmp_path):
+    """`setup --production` checks PostgreSQL first: a closed port is an error naming it, and no profile is made."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, 'AIIDA_PATH': str(tmp_path)}
+    result = subprocess.run(
+        [EXECUTABLE, 'setup', '--production', '--profile-name', 'prod', '--db-port', str(port), '--json'],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    error = json.loads(result.stdout)['error']
+    assert error.startswith(f'PostgreSQL database `sianode` at 127.0.0.1:{port} as `sianode` cannot be opened')
+    config = tmp_path / '.aiida' / 'config.json'
+    assert not config.exists() or 'prod' not in json.loads(config.read_text()).get('profiles', {})
+
+
+def test_orphan_search_finds_only_this_configurations_daemon_processes(tmp_path):
+    """`campaign resume` ends the daemon processes of its own profile and AIIDA_PATH, and nothing else."""
+    from aiida_sianode.deploy.recover import daemon_processes, end_processes
+
+    mine, other = tmp_path / 'mine', tmp_path / 'other'
+    (mine / '.aiida').mkdir(parents=True)
+    (other / '.aiida').mkdir(parents=True)
+    sleeper = [sys.executable, '-c', 'import time; time.sleep(120)']
+    started = [
+        subprocess.Popen([*sleeper, '-p', 'prod', 'daemon', 'worker'], env={**os.environ, 'AIIDA_PATH': str(mine)}),
+        subprocess.Popen([*sleeper, '-p', 'prod', 'daemon', 'broker'], env={**os.environ, 'AIIDA_PATH': str(mine)}),
+        subprocess.Popen([*sleeper, '-p', 'prod', 'daemon', 'worker'], env={**os.environ, 'AIIDA_PATH': str(other)}),
+        subprocess.Popen([*sleeper, '-p', 'prod2', 'daemon', 'worker'], env={**os.environ, 'AIIDA_PATH': str(mine)}),
+    ]
+    try:
+        found = daemon_processes('prod', str(mine / '.aiida'))
+        assert sorted((item['pid'], item['role']) for item in found) == sorted(
+            [(started[0].pid, 'worker'), (started[1].pid, 'broker')]
+        )
+        end_processes([item['pid'] for item in found], grace=5)
+        assert started[0].poll() is not None and started[1].poll() is not None  # ended (and reaped) within the grace
+        assert started[2].poll() is None and started[3].poll() is None
+        assert daemon_processes('prod', str(mine / '.aiida')) == []
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()

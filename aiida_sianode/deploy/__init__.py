@@ -1,0 +1,1 @@
+"""Production deployment: remote computers and codes from one YAML file, and the PostgreSQL + RabbitMQ profile."""
