@@ -31,7 +31,6 @@ PACKAGES = {
     'pymatgen': 'pymatgen.core',
     'matscipy': 'matscipy',
     'phonopy': 'phonopy',
-    'kinisi': 'kinisi',
 }
 
 #: forces of the symmetric Si2 cell must vanish to this tolerance (eV/Å)
