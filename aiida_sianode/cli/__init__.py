@@ -15,6 +15,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     dataset_import,
     campaign,
     presample,
+    property,
 )
 
 __all__ = ('cmd_root',)
