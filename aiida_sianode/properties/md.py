@@ -589,11 +589,10 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
         write_checkpoint(checkpoint_path, atoms, dynamics, rng, step, extra)
 
     stop_reason, step = 'completed', start_step
-    wall_start, cpu_start = time.perf_counter(), time.process_time()
     samples = 0
     try:
-        if start_step == 0:
-            atoms.get_forces()
+        atoms.get_forces()  # the first evaluation (model warm-up) is set-up, not MD speed
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
         while True:
             energy = float(atoms.get_potential_energy())
             forces = atoms.get_forces()
