@@ -99,11 +99,25 @@ def settings_problem(kind: str, settings: dict, structures) -> str | None:
         module.validate_settings(kernel_settings, [structures[key].get_ase() for key in sorted(structures)])
     except InvalidPropertyInput as exception:
         return str(exception)
+    except ImportError as exception:
+        return f'the property {kind} cannot be loaded: {exception}'
+    except KeyError as exception:
+        return (
+            f'the settings of the property {kind} lack {exception}: start from a protocol (get_builder_from_protocol)'
+        )
+    except (TypeError, ValueError) as exception:
+        return f'invalid settings for the property {kind}: {exception}'
     return None
 
 
-def validate_inputs(inputs, _) -> str | None:
-    """Check structures against the committee and the kind's settings before anything runs."""
+def validate_inputs(inputs, ctx) -> str | None:
+    """Check structures against the committee and the kind's settings before anything runs.
+
+    Inside a work chain that exposes these inputs without ``structures`` (it passes its own), nothing is checked
+    here: the work chain's validator does the same checks.
+    """
+    if ctx is not None and 'structures' not in ctx:
+        return None
     structures = inputs.get('structures') or {}
     if not structures:
         return 'give at least one structure in `structures`'

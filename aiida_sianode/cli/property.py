@@ -167,11 +167,10 @@ def cmd_property_run(
     them when --reference is given). Exits 1 when the run failed or was refused.
     """
     from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+    from aiida.common.exceptions import MissingEntryPointError, MultipleObjectsError, NotExistent
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
     from aiida.plugins import WorkflowFactory
-    from aiida.plugins.exceptions import MissingEntryPointError
 
     from aiida_sianode.cli.explore import load_committee, load_structures
     from aiida_sianode.properties import KINDS

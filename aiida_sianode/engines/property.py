@@ -141,7 +141,10 @@ def run(directory: pathlib.Path, input_name: str = 'input.json') -> dict:
     kind, structures, models, settings = read_input(directory / input_name)
     module = load_kind(kind)
     engine_settings, kernel_settings = split_settings(settings)
-    module.validate_settings(kernel_settings, [atoms.copy() for atoms in structures])
+    try:
+        module.validate_settings(kernel_settings, [atoms.copy() for atoms in structures])
+    except KeyError as exception:
+        raise InvalidPropertyInput(f'the settings of the property {kind} lack {exception}') from exception
     device = resolve_device(str(engine_settings['device']))
     dtype = str(engine_settings['dtype'])
     digests = [sha256(path) for path in models]

@@ -88,9 +88,7 @@ def validate_settings(settings: dict, structures: list) -> None:
 def _repeats(atoms, rmax: float) -> tuple[int, int, int]:
     """Repetitions making every periodic cell height larger than ``2 * rmax`` (what ``get_rdf`` needs)."""
     heights = atoms.cell.volume / np.linalg.norm(np.cross(atoms.cell[[1, 2, 0]], atoms.cell[[2, 0, 1]]), axis=1)
-    return tuple(
-        math.ceil(2 * rmax / height + 1e-9) if periodic else 1 for height, periodic in zip(heights, atoms.pbc)
-    )
+    return tuple(math.ceil(2 * rmax / height + 1e-9) if periodic else 1 for height, periodic in zip(heights, atoms.pbc))
 
 
 def radial_distribution(frames: list, rmax: float, n_bins: int) -> dict:
