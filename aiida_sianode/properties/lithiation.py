@@ -206,6 +206,7 @@ def anneal(atoms: Atoms, settings: Mapping) -> None:
         timestep=float(amorphous.get('timestep_fs', 1.0)) * units.fs,
         temperature_K=temperature,
         friction=float(amorphous.get('friction_per_fs', 0.01)) / units.fs,
+        fixcm=False,  # a drift of the whole periodic cell changes nothing here
         rng=rng,
     )
     dynamics.run(steps)
