@@ -235,7 +235,7 @@ def member_predictions(calculator, atoms) -> tuple[np.ndarray, np.ndarray]:
     frame = atoms.copy()
     frame.calc = calculator
     energy = frame.get_potential_energy()
-    forces = frame.get_forces()
+    forces = frame.get_forces(apply_constraint=False)  # the model's own forces, as the driver's are compared
     results = calculator.results
     if 'forces_comm' in results:
         member_forces = np.asarray(results['forces_comm'], dtype=float).reshape(-1, len(atoms), 3)
@@ -620,7 +620,7 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
                 path = workdir / TRAJECTORY_DIR / f'chunk_{chunk:05d}.extxyz'
                 write_frame(handle(path), atoms, {'step': step, 'time_ps': time_ps, 'potential_energy_ev': energy})
             if fresh and others and step % settings['sample_interval'] == 0:
-                deviation = committee_deviation(energy, forces, others, atoms)
+                deviation = committee_deviation(energy, atoms.get_forces(apply_constraint=False), others, atoms)
                 samples += 1
                 value = deviation['max_force_deviation']
                 handle(workdir / COMMITTEE).write(
