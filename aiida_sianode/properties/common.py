@@ -70,11 +70,30 @@ def get_settings(kind: str, protocol: str | None = None, overrides: Mapping[str,
     selected.pop('description', None)
     settings = recursive_merge({**ENGINE_SETTINGS, **data.get('default_inputs', {})}, selected)
     if overrides:
+        overrides = dict(overrides)
+        free = {key: overrides.pop(key) for key in free_form_settings(kind) if key in overrides}
         try:
-            settings = recursive_merge(settings, dict(overrides), strict=True)
+            settings = recursive_merge(settings, overrides, strict=True)
         except ProtocolError as exception:
             raise InvalidPropertyInput(f'unknown setting for the property {kind}: {exception}') from exception
+        settings = recursive_merge(settings, free)
     return settings
+
+
+#: settings whose keys are data, not names (``cutoffs: {Si-Si: 2.85}``): an override may add keys to them
+FREE_FORM_SETTINGS = ('cutoffs',)
+
+
+def free_form_settings(kind: str) -> tuple[str, ...]:
+    """Settings of ``kind`` that overrides may extend with new keys: :data:`FREE_FORM_SETTINGS` and the kernel's own
+    ``FREE_FORM_SETTINGS``."""
+    from aiida_sianode.properties import load_kind
+
+    try:
+        extra = tuple(getattr(load_kind(kind), 'FREE_FORM_SETTINGS', ()))
+    except ImportError:
+        extra = ()
+    return FREE_FORM_SETTINGS + extra
 
 
 def split_settings(settings: Mapping[str, Any]) -> tuple[dict, dict]:

@@ -155,6 +155,9 @@ def analyse(frames: list, settings: dict) -> dict:
     from aiida_sianode.analysis.structure import coordination_numbers, density_g_cm3, partial_coordination
 
     pairs = parse_cutoffs(settings['cutoffs'])
+    frames = [atoms.copy() for atoms in frames]
+    for atoms in frames:
+        atoms.set_constraint()  # constraints (fixed centre of mass...) would stop the cell from being repeated
     symbols = sorted(set(frames[0].get_chemical_symbols()), key=lambda symbol: atomic_numbers[symbol])
     scalars: dict[str, float] = {}
     curves: dict[str, dict] = {}

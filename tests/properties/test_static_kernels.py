@@ -248,3 +248,57 @@ def test_plot_curve_writes_a_png(tmp_path):
     path = common.plot_curve(aggregate['curves']['e'], tmp_path / 'e.png', title='t')
     assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert pathlib.Path(path).stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------------- amorphous
+
+
+def test_amorphous_members_quench_one_shared_melt(tmp_path):
+    """Two members quench the same melt (made by the first, read by the second) at the set rate; at fixed density
+    (nvt) the cell keeps the density asked for."""
+    from aiida_sianode.properties import amorphous
+
+    overrides = {
+        'ensemble': 'nvt',
+        'density_g_cm3': 8.0,
+        'timestep_fs': 2.0,
+        'sample_interval': 5,
+        'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
+        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0},
+        'anneal': {'time_ps': 0.01},
+        'relax': {'max_steps': 20},
+        'cutoffs': {'Cu-Cu': 3.0},
+        'rings': {'enabled': False},
+    }
+    settings = kernel_settings('amorphous', overrides=overrides)
+    atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
+    amorphous.validate_settings(settings, [atoms])
+    assert amorphous.quench_steps(settings) == 10  # (3000 - 300) K / 135000 K/ps = 0.02 ps = 10 steps of 2 fs
+    results = []
+    for index in range(2):
+        workdir = tmp_path / f'member_{index}'
+        workdir.mkdir()
+        results.append(amorphous.run_member([atoms], EMT(), settings, workdir))
+    first, second = (result['extra'] for result in results)
+    assert first['melt_made_by_this_member'] and not second['melt_made_by_this_member']
+    assert first['melt_sha256'] == second['melt_sha256']
+    assert (tmp_path / 'member_shared' / 'melt.extxyz').is_file()
+    assert first['quench_steps'] == 10 and first['anneal_steps'] == 5
+    assert first['melt_density_g_cm3'] == pytest.approx(8.0)
+    for result in results:
+        assert result['scalars']['density_g_cm3'] == pytest.approx(8.0)
+        curve = result['curves']['quench_density']
+        assert curve['x'] == pytest.approx([1650.0, 300.0])
+        assert (tmp_path / f'member_{results.index(result)}' / 'amorphous.extxyz').is_file()
+
+
+def test_amorphous_refusals():
+    from aiida_sianode.properties import amorphous
+
+    atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
+    with pytest.raises(InvalidPropertyInput, match='the quench must end below the melt'):
+        amorphous.validate_settings(kernel_settings('amorphous', overrides={'quench': {'end_k': 3000.0}}), [atoms])
+    with pytest.raises(InvalidPropertyInput, match=r'quench\.rate_k_per_ps must be positive'):
+        amorphous.validate_settings(kernel_settings('amorphous', overrides={'quench': {'rate_k_per_ps': 0}}), [atoms])
+    with pytest.raises(InvalidPropertyInput, match='ensemble must be npt or nvt'):
+        amorphous.validate_settings(kernel_settings('amorphous', overrides={'ensemble': 'nve'}), [atoms])
