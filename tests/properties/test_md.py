@@ -235,3 +235,22 @@ def test_run_member_result_shape(tmp_path):
     assert scalars['fraction_above_upper_trust'] is None  # no other member: no watch
     assert result['curves']['temperature']['x'][-1] == pytest.approx(0.1)
     assert result['extra']['n_steps'] == 50
+
+
+@pytest.mark.parametrize('kind', ['md', 'diffusion', 'phonons', 'vdos', 'neb'])
+@pytest.mark.parametrize('protocol', ['fast', 'balanced', 'stringent'])
+def test_dynamic_protocols_are_accepted(kind, protocol):
+    """Every protocol of the dynamic kinds passes its kernel's own validation on a structure it applies to."""
+    from aiida_sianode.properties import load_kind
+    from aiida_sianode.properties.common import get_settings, split_settings
+
+    silicon = bulk('Si', 'diamond', a=5.43, cubic=True)
+    structures = [silicon]
+    if kind == 'diffusion':
+        silicon[0].symbol = 'Li'
+    if kind == 'neb':
+        final = silicon.copy()
+        final.positions[0] += [0.6, 0.6, 0.6]
+        structures = [silicon, final]
+    _, settings = split_settings(get_settings(kind, protocol))
+    load_kind(kind).validate_settings(settings, structures)
