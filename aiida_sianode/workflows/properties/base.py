@@ -346,7 +346,10 @@ class PropertyWorkChain(BaseRestartWorkChain):
         """Make the kind's reference configurations and label each with the reference labeler."""
         reference = self.inputs.reference
         configurations = make_reference_configurations(
-            orm.Str(self._kind), self.ctx.inputs.settings, **dict(self.inputs.structures)
+            orm.Str(self._kind),
+            self.ctx.inputs.settings,
+            **dict(self.inputs.structures),
+            metadata={'call_link_label': 'reference_configurations'},
         )
         workchain = WorkflowFactory(f'sianode.label.{reference.labeler.value}')
         protocol = reference.protocol.value if 'protocol' in reference else None
@@ -380,7 +383,9 @@ class PropertyWorkChain(BaseRestartWorkChain):
         if not self.should_run_reference():
             return None
         labels = {node.base.extras.get('reference_key'): node.outputs.label for node in self.ctx.reference_labels}
-        result = compute_reference_result(orm.Str(self._kind), self.ctx.inputs.settings, **labels)
+        result = compute_reference_result(
+            orm.Str(self._kind), self.ctx.inputs.settings, **labels, metadata={'call_link_label': 'reference_result'}
+        )
         self.out('reference.result', result)
         for key, label in labels.items():
             self.out(f'reference.labels.{key}', label)
