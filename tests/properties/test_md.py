@@ -254,3 +254,63 @@ def test_dynamic_protocols_are_accepted(kind, protocol):
         structures = [silicon, final]
     _, settings = split_settings(get_settings(kind, protocol))
     load_kind(kind).validate_settings(settings, structures)
+
+
+def test_engine_runs_md_with_the_committee_watching(tmp_path, fixtures_path):
+    """The property engine runs the md kernel for both trained fast Si members: each member drives its own run and
+    the other member evaluates every 5th frame; the deviation at step 0 is the two models' disagreement there."""
+    import shutil
+
+    from ase.io import write
+
+    from aiida_sianode.engines import property as engine
+    from aiida_sianode.engines.committee import atomic_force_deviation
+    from aiida_sianode.engines.property import load_member_calculator
+
+    models = [fixtures_path / 'models' / 'si_fast' / f'member_{index}.model' for index in range(2)]
+    for model in models:
+        shutil.copy(model, tmp_path / model.name)
+    atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=2)
+    write(tmp_path / 'structure_0.extxyz', atoms, format='extxyz')
+    settings = {
+        'device': 'cpu',
+        'dtype': 'float64',
+        'temperature_k': 300.0,
+        'length_ps': 0.02,
+        'equilibration_ps': 0.0,
+        'sample_interval': 5,
+        'trajectory_interval': 5,
+        'thermo_interval': 5,
+        'force_deviation_lower': 1e-4,
+        'force_deviation_upper': 10.0,
+    }
+    (tmp_path / 'input.json').write_text(
+        json.dumps(
+            {
+                'kind': 'md',
+                'structures': ['structure_0.extxyz'],
+                'models': [model.name for model in models],
+                'settings': settings,
+            }
+        )
+    )
+    results = engine.run(tmp_path)
+    assert results['status'] == 'ok', results.get('message')
+    assert len(results['members']) == 2
+    for member in results['members']:
+        assert member['extra']['committee_size'] == 2
+        assert member['extra']['committee_samples'] == 5  # steps 0, 5, 10, 15, 20
+        assert member['scalars']['fraction_above_lower_trust'] == 1.0
+        assert member['scalars']['fraction_above_upper_trust'] == 0.0
+    forces = []
+    for model in models:
+        frame = atoms.copy()
+        frame.calc = load_member_calculator(model, 'cpu', 'float64')
+        forces.append(frame.get_forces())
+    expected = atomic_force_deviation(np.array(forces)).max()
+    for index in range(2):
+        first = md.read_jsonl(tmp_path / f'member_{index}' / md.COMMITTEE)[0]
+        assert first['step'] == 0
+        assert first['max_force_deviation'] == pytest.approx(expected, rel=1e-6)  # extxyz keeps 8 decimals
+    assert results['aggregate']['scalars']['temperature_mean_k']['std'] >= 0
