@@ -162,3 +162,55 @@ def test_eos_end_to_end_through_the_calcjob(property_code, committee, tmp_path):
     (row,) = [row for row in listed['properties'] if row['calculation_pk'] == calculation.pk]
     assert row['kind'] == 'eos' and row['workchain_pk'] == node.pk
     assert row['scalars']['bulk_modulus_gpa']['mean'] == pytest.approx(bulk_modulus['mean'])
+
+
+# ------------------------------------------------------------------------------------------------------- restarts
+
+
+def _failed_child(exit_code, computer, remote=True):
+    """A stored PropertyCalculation node that finished with ``exit_code`` (with a remote folder)."""
+    from aiida.common.links import LinkType
+    from plumpy import ProcessState
+
+    node = orm.CalcJobNode(computer=computer, process_type='aiida.calculations:sianode.property')
+    node.set_process_label('PropertyCalculation')
+    node.set_process_state(ProcessState.FINISHED)
+    node.set_exit_status(exit_code.status)
+    node.set_exit_message(exit_code.message)
+    node.store()
+    if remote:
+        folder = orm.RemoteData(computer=computer, remote_path='/tmp/interrupted-property-run')
+        folder.base.links.add_incoming(node, LinkType.CREATE, 'remote_folder')
+        folder.store()
+    return node
+
+
+def test_interrupted_run_restarts_from_its_remote_folder_and_refusals_stop(property_code, committee, aiida_localhost):
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    from aiida_sianode.calculations.property import PropertyCalculation
+
+    def workchain():
+        builder = EosPropertyWorkChain.get_builder_from_protocol(property_code, silicon(), committee, protocol='fast')
+        process = instantiate_process(get_manager().get_runner(), builder)
+        process.setup()
+        return process
+
+    for exit_code in (
+        PropertyCalculation.exit_codes.ERROR_INTERRUPTED,
+        PropertyCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
+    ):
+        process = workchain()
+        child = _failed_child(exit_code.format(n_finished=1), aiida_localhost)
+        process.ctx.children, process.ctx.iteration = [child], 1
+        result = process.inspect_process()
+        assert result is None or result.status == 0  # handled: the work chain restarts
+        assert not process.ctx.is_finished
+        assert process.ctx.inputs.parent_folder.uuid == child.outputs.remote_folder.uuid
+        assert process.ctx.inputs.kind.value == 'eos'
+
+    process = workchain()
+    child = _failed_child(PropertyCalculation.exit_codes.ERROR_INVALID_INPUT.format(message='no'), aiida_localhost)
+    process.ctx.children, process.ctx.iteration = [child], 1
+    assert process.inspect_process().status == EosPropertyWorkChain.exit_codes.ERROR_PROPERTY_REFUSED.status
