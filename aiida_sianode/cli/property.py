@@ -134,7 +134,11 @@ def write_pngs(node, target: str) -> list[str]:
 @click.argument('kind')
 @click.argument('structures', nargs=-1, required=True)
 @click.option(
-    '--potentials', 'potential_ids', multiple=True, required=True, help='PotentialData PK/UUID; repeat per member.'
+    '--potentials',
+    'potential_ids',
+    multiple=True,
+    required=True,
+    help='PotentialData PK/UUID of a member; repeat, or give several separated by commas (--potentials 6,7,8).',
 )
 @click.option(
     '--protocol', type=click.Choice(['fast', 'balanced', 'stringent']), default=None, help='Default: the kind’s.'
@@ -196,7 +200,7 @@ def cmd_property_run(
         overrides = parse_settings(settings)
     except click.BadParameter as exception:
         fail(exception.format_message(), as_json)
-    committee = load_committee(potential_ids, as_json)
+    committee = load_committee([item for value in potential_ids for item in value.split(',') if item], as_json)
     named = load_structures(structures, as_json)
     reference_inputs = None
     if reference:

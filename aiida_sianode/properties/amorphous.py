@@ -7,8 +7,11 @@ includes the quench. Each member: a linear quench from ``melt.temperature_k`` to
 ``quench.rate_k_per_ps``, an anneal at ``anneal.temperature_k`` for ``anneal.time_ps``, a relaxation, and the analysis
 of :mod:`aiida_sianode.properties.structure` (g(r), coordination, angles, rings, density).
 
-``ensemble: npt`` runs the quench and the anneal at ``pressure_gpa`` (isotropic MTK barostat) and relaxes the cell at
-the end, so the density is a result; ``ensemble: nvt`` keeps the cell (the density given or the input's).
+Ensembles: ``quench.ensemble`` (default ``nvt``: the quench keeps the melt's density) and ``anneal.ensemble``
+(``npt``: isotropic MTK barostat at ``pressure_gpa``, or ``nvt``); ``relax.cell`` relaxes the cell at the end. With
+an NPT anneal or a cell relaxation the density is a result; with neither it is the one given (``density_g_cm3``) or
+the input's. A cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with
+an error naming it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
 For pure Si (or pure C) the excess energy against the relaxed diamond crystal of the same member is reported.
 """
 
@@ -26,7 +29,6 @@ KIND = 'amorphous'
 DESCRIPTION = 'Melt-quench-anneal with each committee member from one shared melt, then the amorphous structure'
 
 SETTINGS = (
-    'ensemble',
     'pressure_gpa',
     'density_g_cm3',
     'timestep_fs',
@@ -40,9 +42,9 @@ SETTINGS = (
 )
 SECTIONS = {
     'melt': ('temperature_k', 'time_ps'),
-    'quench': ('end_k', 'rate_k_per_ps'),
-    'anneal': ('temperature_k', 'time_ps'),
-    'relax': ('fmax_ev_a', 'stress_tol_gpa', 'max_steps'),
+    'quench': ('end_k', 'rate_k_per_ps', 'ensemble'),
+    'anneal': ('temperature_k', 'time_ps', 'ensemble'),
+    'relax': ('cell', 'fmax_ev_a', 'stress_tol_gpa', 'max_steps'),
 }
 SHARED_FOLDER = 'member_shared'
 MELT_FILENAME = 'melt.extxyz'
@@ -59,8 +61,9 @@ def validate_settings(settings: dict, structures: list) -> None:
         raise InvalidPropertyInput(f'the amorphous phase starts from exactly one structure, got {len(structures)}')
     if not all(structures[0].pbc):
         raise InvalidPropertyInput('the amorphous phase needs a cell periodic in all three directions')
-    if settings['ensemble'] not in ('npt', 'nvt'):
-        raise InvalidPropertyInput(f'ensemble must be npt or nvt, got {settings["ensemble"]!r}')
+    for section in ('quench', 'anneal'):
+        if settings[section]['ensemble'] not in ('npt', 'nvt'):
+            raise InvalidPropertyInput(f'{section}.ensemble must be npt or nvt, got {settings[section]["ensemble"]!r}')
     positive = {
         'melt.temperature_k': settings['melt']['temperature_k'],
         'melt.time_ps': settings['melt']['time_ps'],
@@ -165,6 +168,21 @@ def shared_melt(atoms, calculator, settings: dict, workdir: pathlib.Path):
     return read(path, format='extxyz'), True
 
 
+def check_intact(atoms, start_volume: float, stage: str) -> None:
+    """Stop a run whose cell swelled past twice its starting volume or whose atoms came closer than 0.5 Å."""
+    from aiida_sianode.properties.common import MIN_DISTANCE_A, shortest_distance
+
+    ratio = atoms.get_volume() / start_volume
+    if ratio > 2.0:
+        raise RuntimeError(
+            f'the cell swelled to {ratio:.1f} times its volume during {stage} (density {density(atoms):.2f} g/cm^3): '
+            'the liquid fell apart under the barostat; quench or anneal at fixed volume (ensemble: nvt)'
+        )
+    distance, pair = shortest_distance(atoms, MIN_DISTANCE_A)
+    if pair is not None:
+        raise RuntimeError(f'atoms {pair[0]} and {pair[1]} came {distance:.2f} Å apart during {stage}')
+
+
 def crystal_energy(symbol: str, calculator, settings: dict) -> float | None:
     """Energy per atom (eV) of the relaxed diamond crystal of ``symbol`` (Si, C) with this member."""
     from ase.build import bulk
@@ -186,36 +204,41 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     melt, made_here = shared_melt(structures[0], calculator, settings, workdir)
     atoms = melt.copy()
     atoms.calc = calculator
-    npt = settings['ensemble'] == 'npt'
     index = int(workdir.name.rsplit('_', 1)[-1]) if workdir.name.rsplit('_', 1)[-1].isdigit() else 0
     rng = np.random.default_rng(int(settings.get('seed', 0)) + 1000 + index)
     t_melt, t_end = float(settings['melt']['temperature_k']), float(settings['quench']['end_k'])
     n_quench = quench_steps(settings)
     interval = max(1, int(settings.get('sample_interval', 50)))
-    dynamics = _dynamics(atoms, settings, t_melt, npt, rng)
     from aiida_sianode.engines.explore import set_target_temperature
 
+    start_volume = atoms.get_volume()
+    dynamics = _dynamics(atoms, settings, t_melt, settings['quench']['ensemble'] == 'npt', rng)
     temperatures, densities = [], []
     for step in range(n_quench):
         target = t_melt + (t_end - t_melt) * (step + 1) / n_quench
         set_target_temperature(dynamics, target)
         dynamics.run(1)
         if (step + 1) % interval == 0 or step + 1 == n_quench:
+            check_intact(atoms, start_volume, f'the quench at {target:.0f} K')
             temperatures.append(target)
             densities.append(density(atoms))
     n_anneal = round(float(settings['anneal']['time_ps']) * 1000.0 / float(settings['timestep_fs']))
     if n_anneal:
-        set_target_temperature(dynamics, float(settings['anneal']['temperature_k']))
-        dynamics.run(n_anneal)
+        temperature = float(settings['anneal']['temperature_k'])
+        dynamics = _dynamics(atoms, settings, temperature, settings['anneal']['ensemble'] == 'npt', rng)
+        for _ in range(0, n_anneal, interval):
+            dynamics.run(min(interval, n_anneal))
+            check_intact(atoms, start_volume, f'the anneal at {temperature:.0f} K')
     options = settings['relax']
     relaxation = relax(
         atoms,
         fmax=options['fmax_ev_a'],
         stress_tol_gpa=options['stress_tol_gpa'],
         max_steps=options['max_steps'],
-        cell=npt,
+        cell=bool(options['cell']),
         logfile=str(workdir / 'relax.log'),
     )
+    check_intact(atoms, start_volume, 'the final relaxation')
     final = atoms.copy()
     final.calc = None
     final.set_constraint()  # the thermostat's centre-of-mass constraint is not part of the structure

@@ -259,14 +259,13 @@ def test_amorphous_members_quench_one_shared_melt(tmp_path):
     from aiida_sianode.properties import amorphous
 
     overrides = {
-        'ensemble': 'nvt',
         'density_g_cm3': 8.0,
         'timestep_fs': 2.0,
         'sample_interval': 5,
         'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
-        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0},
-        'anneal': {'time_ps': 0.01},
-        'relax': {'max_steps': 20},
+        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
+        'anneal': {'time_ps': 0.01, 'ensemble': 'nvt'},
+        'relax': {'max_steps': 20, 'cell': False},
         'cutoffs': {'Cu-Cu': 3.0},
         'rings': {'enabled': False},
     }
@@ -300,5 +299,16 @@ def test_amorphous_refusals():
         amorphous.validate_settings(kernel_settings('amorphous', overrides={'quench': {'end_k': 3000.0}}), [atoms])
     with pytest.raises(InvalidPropertyInput, match=r'quench\.rate_k_per_ps must be positive'):
         amorphous.validate_settings(kernel_settings('amorphous', overrides={'quench': {'rate_k_per_ps': 0}}), [atoms])
-    with pytest.raises(InvalidPropertyInput, match='ensemble must be npt or nvt'):
-        amorphous.validate_settings(kernel_settings('amorphous', overrides={'ensemble': 'nve'}), [atoms])
+    with pytest.raises(InvalidPropertyInput, match=r'anneal\.ensemble must be npt or nvt'):
+        amorphous.validate_settings(kernel_settings('amorphous', overrides={'anneal': {'ensemble': 'nve'}}), [atoms])
+
+
+def test_amorphous_stops_a_cell_that_falls_apart():
+    from aiida_sianode.properties import amorphous
+
+    atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
+    swollen = atoms.copy()
+    swollen.set_cell(atoms.cell * 1.3, scale_atoms=True)
+    with pytest.raises(RuntimeError, match=r'swelled to 2\.2 times its volume during the anneal'):
+        amorphous.check_intact(swollen, atoms.get_volume(), 'the anneal')
+    amorphous.check_intact(atoms, atoms.get_volume(), 'the anneal')

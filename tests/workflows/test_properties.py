@@ -110,7 +110,7 @@ def test_eos_end_to_end_through_the_calcjob(property_code, committee, tmp_path):
     `provenance properties`."""
     path = tmp_path / 'si8.extxyz'
     ase.io.write(path, bulk('Si', 'diamond', a=5.43, cubic=True))
-    potentials = [argument for node in committee for argument in ('--potentials', node.pk)]
+    potentials = ['--potentials', ','.join(str(node.pk) for node in committee)]
     png = tmp_path / 'eos.png'
     result = invoke(
         'property', 'eos', path, *potentials, '--protocol', 'fast', '-p', 'device=cpu', '--json', '--png', png
