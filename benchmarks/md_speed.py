@@ -103,7 +103,7 @@ def main() -> None:
         models = [save_untrained_mace(scratch / f'm{seed}.model', [14], seed=seed, **SMALL) for seed in range(3)]
         for natoms in args.atoms:
             atoms = silicon(natoms)
-            steps = args.steps if natoms <= 216 else max(20, args.steps // 2)
+            steps = args.steps if natoms <= 216 else max(10, args.steps // 2)
             baseline = None
             for scheme, function in (('mean every step', mean_every_step), ('member + committee/10', member_driven)):
                 load = os.getloadavg()[0]

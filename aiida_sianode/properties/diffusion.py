@@ -290,9 +290,7 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     validate_settings(settings, structures)
     merged = normalise_settings(settings)
     workdir = pathlib.Path(workdir)
-    models, member_index = md.find_committee_models(merged['md'], workdir)
-    other = md.load_other_members(calculator, models, member_index) if models else None
-    others = [other] if other is not None else []
+    others = md.committee_others(calculator, merged['md'], workdir)
     scalars: dict[str, Any] = {}
     curves: dict[str, Any] = {}
     per_temperature = []

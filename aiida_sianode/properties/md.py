@@ -229,6 +229,14 @@ def load_other_members(calculator, models: Sequence[pathlib.Path], member_index:
     return MACECalculator(model_paths=[str(path) for path in others], device=device, default_dtype=dtype)
 
 
+def committee_others(calculator, settings: Mapping[str, Any], workdir: pathlib.Path) -> list:
+    """The calculators of the committee's other members for the member running in ``workdir`` (the folder the
+    property engine gives it), found by :func:`find_committee_models`; ``[]`` when there are none."""
+    models, member_index = find_committee_models(settings, pathlib.Path(workdir))
+    other = load_other_members(calculator, models, member_index) if models else None
+    return [other] if other is not None else []
+
+
 def member_predictions(calculator, atoms) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate ``atoms`` with ``calculator`` (one model, or a mace calculator over several); return the member
     energies ``(k,)`` (eV) and forces ``(k, natoms, 3)`` (eV/Å)."""
@@ -525,11 +533,7 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
         ):
             return summary
 
-    if others is None:
-        models, member_index = find_committee_models(settings, workdir)
-        other = load_other_members(calculator, models, member_index) if models else None
-        others = [other] if other is not None else []
-    others = list(others)
+    others = committee_others(calculator, settings, workdir) if others is None else list(others)
 
     atoms = atoms.copy()
     atoms.constraints = []

@@ -231,9 +231,8 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     validate_settings(settings, structures)
     merged = normalise_settings(settings)
     workdir = pathlib.Path(workdir)
-    models, member_index = md.find_committee_models(merged, workdir)
-    other = md.load_other_members(calculator, models, member_index) if models else None
-    return run_neb(structures[0], structures[1], calculator, merged, workdir, others=[other] if other else [])
+    others = md.committee_others(calculator, merged, workdir)
+    return run_neb(structures[0], structures[1], calculator, merged, workdir, others=others)
 
 
 def reference_configurations(structures: list, settings: dict) -> list:

@@ -121,7 +121,8 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     validate_settings(settings, structures)
     merged = normalise_settings(settings)
     workdir = pathlib.Path(workdir)
-    summary = md.run_md(structures[0], calculator, merged['md'], workdir / 'md')
+    others = md.committee_others(calculator, merged['md'], workdir)
+    summary = md.run_md(structures[0], calculator, merged['md'], workdir / 'md', others=others)
     frames = [
         frame
         for frame in md.read_trajectory(workdir / 'md')
