@@ -18,7 +18,7 @@ from aiida_sianode.properties.common import InvalidPropertyInput
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from test_md import ScaledEMT  # a member that disagrees by a known amount
 
-SETTINGS = {'n_images': 3, 'fmax_ev_a': 0.05, 'endpoint_fmax_ev_a': 0.02}
+SETTINGS = {'n_images': 3, 'fmax_ev_a': 0.05, 'endpoint_fmax_ev_a': 0.05}
 
 
 def adatom_hop():
