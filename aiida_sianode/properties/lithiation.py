@@ -40,7 +40,7 @@ END_MEMBERS = ('Li', 'Si')
 MAH_PER_MOL_ELECTRONS = 26801.4815
 SI_MOLAR_MASS = 28.0855
 
-KNOWN_SETTINGS = ('phases', 'primitive', 'relax', 'amorphous', 'voltage_grid_step')
+KNOWN_SETTINGS = ('phases', 'primitive', 'relax', 'amorphous', 'voltage_grid_step', 'reference_min_width_a')
 RELAX_KEYS = ('fmax_ev_a', 'stress_tol_gpa', 'max_steps')
 AMORPHOUS_KEYS = (
     'x_values',
@@ -103,6 +103,10 @@ def validate_settings(settings: Mapping, structures: Sequence[Atoms]) -> None:
             raise InvalidPropertyInput(f'relax.{key} must be positive, got {relax_settings[key]}')
     if 'max_steps' in relax_settings and int(relax_settings['max_steps']) < 1:
         raise InvalidPropertyInput(f'relax.max_steps must be at least 1, got {relax_settings["max_steps"]}')
+    if not 0 <= float(settings.get('reference_min_width_a', 0.0)) <= 30:
+        raise InvalidPropertyInput(
+            f'reference_min_width_a must lie in [0, 30] Å, got {settings["reference_min_width_a"]}'
+        )
     if not float(settings.get('voltage_grid_step', 0.05)) > 0:
         raise InvalidPropertyInput(f'voltage_grid_step must be positive, got {settings["voltage_grid_step"]}')
 
@@ -444,9 +448,21 @@ def _hull_energy(diagram, fraction: float, mu_li: float, mu_si: float) -> float:
 
 def reference_configurations(structures: Sequence[Atoms], settings: Mapping) -> list[Atoms]:
     """The crystalline phases and given structures as built (not relaxed by the committee): a DFT labeler's single
-    points on them give the DFT hull at those cells. Amorphous cells are left out (they need the member's anneal)."""
+    points on them give the DFT hull at those cells. Amorphous cells are left out (they need the member's anneal).
+
+    With ``reference_min_width_a`` > 0 the conventional cells are used, each repeated until every perpendicular
+    width is at least that many Å (0: the cells ``primitive`` asks for, as built).
+    A labeler that samples only the Gamma point (GFN1-xTB through tblite) needs this (about 10 Å): on a 1-atom
+    bcc Li or 2-atom Si cell its energy is far from the bulk one; k-point codes (GPAW, VASP, CASTEP) do not.
+    """
+    min_width = float(settings.get('reference_min_width_a', 0.0))
+    if min_width > 0:
+        settings = {**settings, 'primitive': False}
     configurations = []
     for name, atoms in crystal_configurations(structures, settings):
+        if min_width > 0:
+            widths = atoms.cell.volume / np.linalg.norm(np.cross(atoms.cell[[1, 2, 0]], atoms.cell[[2, 0, 1]]), axis=1)
+            atoms = atoms.repeat([max(1, int(np.ceil(min_width / width - 1e-9))) for width in widths])
         atoms.info['lithiation_name'] = name
         configurations.append(atoms)
     return configurations

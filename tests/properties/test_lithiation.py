@@ -120,6 +120,12 @@ def test_reference_result_on_dft_labels_of_the_reference_configurations(dft_cell
         dft.calc = dft_cells[atoms.info['lithiation_name']].calc
         labelled.append(dft)
     result = lithiation.reference_result(labelled, settings)
+    # for a Gamma-only labeler the cells are repeated to at least the width asked for
+    wide = lithiation.reference_configurations([], {'phases': ['Li', 'Si', 'LiSi'], 'reference_min_width_a': 9.0})
+    assert [len(atoms) for atoms in wide] == [2 * 27, 8 * 8, 32 * 2]  # conventional cells 3x3x3, 2x2x2, 1x1x2
+    for atoms in wide:
+        widths = atoms.cell.volume / np.linalg.norm(np.cross(atoms.cell[[1, 2, 0]], atoms.cell[[2, 0, 1]]), axis=1)
+        assert widths.min() >= 9.0
     for phase in DFT_PHASES:
         key = f'formation_energy_{phase}_ev_atom'
         assert result['scalars'][key] == pytest.approx(dft_result['scalars'][key], abs=1e-12)
