@@ -99,9 +99,9 @@ def test_refusals_and_failures_are_written_as_status(tmp_path):
     assert 'unknown property `bandgap`' in json.loads((unknown / 'results.json').read_text())['message']
 
     broken = prepare(tmp_path / 'model')
-    (broken / 'member_1.model').write_bytes(b'not a model')
+    (broken / 'member_0.model').write_bytes(b'not a model')
     assert engine.main([str(broken / 'input.json')]) == 1
     result = json.loads((broken / 'results.json').read_text())
     assert result['status'] == 'model_error'
-    assert 'cannot load member_1.model' in result['message']
-    assert len(result['members']) == 1  # member 0 finished before and is kept
+    assert 'cannot load member_0.model' in result['message']
+    assert result['members'] == [] and 'aggregate' not in result
