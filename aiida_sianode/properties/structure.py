@@ -140,11 +140,15 @@ def ring_counts(atoms, pairs: dict[tuple[str, str], float], max_size: int) -> tu
     a ring of ``n`` bonds spans at most ``n / 2`` bond lengths, so no ring can then close through a periodic image
     of itself (in the 8-atom cell of diamond Si every 6-ring does, and none is found).
     """
-    from matscipy.rings import ring_statistics
+    from matscipy.rings import distances_on_graph, find_sp_rings, neighbour_list
 
     if all(atoms.pbc):
         atoms = atoms.repeat(_repeats(atoms, max_size * max(pairs.values()) / 4))
-    counts = np.asarray(ring_statistics(atoms, _z_cutoffs(pairs), maxlength=max_size + 1), dtype=float)
+    # matscipy's ring_statistics(maxlength=n) adds an array of n + 1 counts into one of n and fails (matscipy 1.1.1)
+    # whenever a ring of the largest size exists; its own three steps, called here, have no such limit
+    first, second, vectors = neighbour_list('ijD', atoms, _z_cutoffs(pairs))
+    graph_distances = distances_on_graph(first, second)
+    counts = np.asarray(find_sp_rings(first, second, vectors, graph_distances, max_size + 1), dtype=float)
     result = np.zeros(max_size + 1)
     result[: min(len(counts), max_size + 1)] = counts[: max_size + 1]
     return result, len(atoms)
