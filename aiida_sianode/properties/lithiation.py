@@ -391,20 +391,25 @@ def lithiation_analysis(entries: Sequence[Mapping], voltage_grid_step: float = 0
     ):
         if not selected:
             continue
-        by_fraction = sorted(selected, key=lambda entry: (entry['li_fraction'], entry['name']))
-        if len({entry['li_fraction'] for entry in by_fraction}) == len(by_fraction):
-            curves[f'formation_energy{suffix}'] = {
-                'x': [entry['li_fraction'] for entry in by_fraction],
-                'y': [entry['formation_energy_ev_atom'] for entry in by_fraction],
-                'x_label': 'Li fraction',
-                'y_label': 'formation energy (eV/atom)',
-            }
-        by_x = sorted((entry for entry in selected if entry['n_si']), key=lambda entry: (entry['x'], entry['name']))
-        if by_x and len({entry['x'] for entry in by_x}) == len(by_x):
-            for name, key, label in (
-                ('volume_per_si', 'volume_per_si_a3', 'volume per Si (Å$^3$)'),
-                ('expansion', 'expansion_percent', 'expansion vs c-Si (%)'),
-            ):
+        # one point per composition: the lowest formation energy there (a given c-Si beside the built one, say)
+        lowest: dict[float, dict] = {}
+        for entry in selected:
+            key = round(entry['li_fraction'], 9)
+            if key not in lowest or entry['formation_energy_ev_atom'] < lowest[key]['formation_energy_ev_atom']:
+                lowest[key] = entry
+        by_fraction = [lowest[key] for key in sorted(lowest)]
+        curves[f'formation_energy{suffix}'] = {
+            'x': [entry['li_fraction'] for entry in by_fraction],
+            'y': [entry['formation_energy_ev_atom'] for entry in by_fraction],
+            'x_label': 'Li fraction',
+            'y_label': 'formation energy (eV/atom)',
+        }
+        by_x = [entry for entry in by_fraction if entry['n_si']]
+        for name, key, label in (
+            ('volume_per_si', 'volume_per_si_a3', 'volume per Si (Å$^3$)'),
+            ('expansion', 'expansion_percent', 'expansion vs c-Si (%)'),
+        ):
+            if by_x:
                 curves[f'{name}{suffix}'] = {
                     'x': [entry['x'] for entry in by_x],
                     'y': [entry[key] for entry in by_x],

@@ -172,6 +172,16 @@ def test_refusals_before_anything_runs(settings, structures, message):
         validate_settings(settings, structures)
 
 
+def test_curves_keep_the_lowest_energy_at_a_repeated_composition(dft_cells):
+    entries = [entry_of(name, atoms) for name, atoms in dft_cells.items() if name in ('Li', 'Si', 'LiSi')]
+    strained = bulk('Si', 'diamond', a=5.6, cubic=True)  # a given c-Si, 0.1 eV/atom above the DFT one
+    entries.append(entry_of('structure0_Si8', strained, energy=8 * (entries[1]['energy_ev'] / 64 + 0.1)))
+    result = lithiation_analysis(entries)
+    assert result['curves']['formation_energy']['x'] == [0.0, 0.5, 1.0]
+    assert result['curves']['volume_per_si']['y'][0] == pytest.approx(dft_cells['Si'].get_volume() / 64)
+    assert result['scalars']['e_above_hull_structure0_Si8_ev_atom'] == pytest.approx(0.1)
+
+
 def test_structures_too_close_or_not_periodic_are_refused():
     squeezed = bulk('Si', 'diamond', a=5.43, cubic=True)
     squeezed.positions[1] = squeezed.positions[0] + [0.3, 0, 0]
