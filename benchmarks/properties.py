@@ -190,7 +190,8 @@ def write_report(records: list[dict], path: pathlib.Path = REPORT) -> None:
             '',
             f'Status {record["status"]}; wall {record["wall_time_s"]:.0f} s, CPU {record["cpu_time_s"]:.0f} s'
             f'{" (sum over the members, which ran as separate processes)" if record.get("resumed") else ""} '
-            f'(per member: {", ".join(_fmt(value, 3) + " s" for value in record["member_wall_time_s"])}); '(
+            f'(per member: {", ".join(_fmt(value, 3) + " s" for value in record["member_wall_time_s"])}); '
+            + (
                 'load average 15-19 on 2 cores while the members ran (from uptime; a resumed run samples only its '
                 'own aggregation).'
                 if record.get('resumed')
