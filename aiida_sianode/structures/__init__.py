@@ -106,7 +106,7 @@ BUILDERS: dict[str, Builder] = _builders(
     ('si-crystal', silicon.si_crystal, 'diamond c-Si supercell; strain, rattle, vacancies, interstitials'),
     ('si-random', silicon.si_random, 'random Si at a-Si density: a melt-quench start'),
     ('lixsi', lithiation.lixsi, 'Li_xSi, 0 <= x <= 4.4: Li inserted at the largest voids of an expanded Si host'),
-    ('lixsi-crystal', lithiation.lixsi_crystal, 'crystalline Li15Si4 (I-43d) from its published structure'),
+    ('lixsi-crystal', lithiation.lixsi_crystal, 'crystalline LiSi, Li12Si7, Li7Si3, Li13Si4, Li15Si4 or Li17Si4'),
     ('amorphous-carbon', carbon.amorphous_carbon, 'random C at 1.5-3.3 g/cm^3: a melt-quench start'),
     ('graphite', carbon.graphite, 'AB (Bernal) graphite'),
     ('lic6', carbon.lic6, 'stage-1 LiC6'),

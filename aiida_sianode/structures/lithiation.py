@@ -1,4 +1,4 @@
-"""Lithiated silicon: Li inserted into Si hosts for any x in Li_xSi (0 <= x <= 4.4), and crystalline Li15Si4.
+"""Lithiated silicon: Li inserted into Si hosts for any x in Li_xSi (0 <= x <= 4.4), and the crystalline Li-Si phases.
 
 Volume model
 ------------
@@ -15,6 +15,7 @@ i.e. +281 % at x = 3.75 and +329 % at x = 4.4 for a c-Si host.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -142,46 +143,138 @@ CRYSTAL_PHASES = {
     },
 }
 
-#: Known Li-Si phases whose crystal data is not built in, and why.
-PHASES_NOT_BUILT_IN = {
-    'LiSi': 'I4_1/a, 32 atoms in the cell (J. Evers, G. Oehlinger, G. Sextl, Angew. Chem. Int. Ed. 32, 1442 (1993))',
-    'Li12Si7': 'Pnma, 152 atoms in the cell (R. Nesper, H. G. von Schnering, J. Curda, Chem. Ber. 119, 3576 (1986))',
-    'Li7Si3': 'R-3m with a partially occupied Li site, so it has no single ordered cell (H. G. von Schnering, '
-    'R. Nesper, K.-F. Tebbe, J. Curda, Z. Metallkd. 71, 357 (1980))',
-    'Li13Si4': 'Pbam, 34 atoms in the cell with a split Li site (M. Zeilinger, T. F. Fässler, Acta Cryst. E69, i81 '
-    '(2013))',
-    'Li22Si5': 'F-43m, 432 atoms in the cubic cell, later re-assigned as Li21Si5 / Li17Si4',
+#: Directory of the crystal files shipped with the package (byte-for-byte copies; licences and provenance beside
+#: them in its README.md).
+CRYSTAL_FILES_DIR = Path(__file__).parent / 'crystals'
+
+#: Li-Si phases read from a shipped crystal file: the file, its space group (checked on reading) and its source.
+CRYSTAL_FILES = {
+    'LiSi': {
+        'file': 'matador/LiSi_mp-795_symmetrized.res',
+        'spacegroup': 88,  # I4_1/a, 32 atoms in the conventional cell
+        'source': (
+            'Materials Project mp-795 relaxed with CASTEP (PBE), symmetrised, from ml-evs/matador @8fa5384 '
+            '(MIT); experimental structure: J. Evers, G. Oehlinger, G. Sextl, Angew. Chem. Int. Ed. 32, 1442 (1993)'
+        ),
+    },
+    'Li12Si7': {
+        'file': 'DFTB_LiSi_crystal/Li12Si7.xyz',
+        'spacegroup': 62,  # Pnma, 152 atoms
+        'source': (
+            'DFT-relaxed Materials Project structure from alexispaz/DFTB_LiSi @87468db (CC BY-SA 4.0; M. B. Oviedo '
+            'et al., J. Phys. Chem. A 127, 2637 (2023)); experimental structure: R. Nesper, H. G. von Schnering, '
+            'J. Curda, Chem. Ber. 119, 3576 (1986)'
+        ),
+    },
+    'Li7Si3': {
+        'file': 'DFTB_LiSi_crystal/Li7Si3.xyz',
+        'spacegroup': 153,  # P3_212, 60 atoms: an ordered model of the partially occupied R-3m structure
+        'source': (
+            'DFT-relaxed Materials Project structure (ordered P3_212 model) from alexispaz/DFTB_LiSi @87468db '
+            '(CC BY-SA 4.0; M. B. Oviedo et al., J. Phys. Chem. A 127, 2637 (2023)); experimental structure '
+            '(R-3m, a Li site partly occupied): H. G. von Schnering et al., Z. Metallkd. 71, 357 (1980)'
+        ),
+    },
+    'Li13Si4': {
+        'file': 'matador/LiSi-LiGeAg-CollCode167673.res',
+        'spacegroup': 55,  # Pbam, 34 atoms
+        'source': (
+            'ICSD 167673 prototype with Li and Si swapped in, relaxed with CASTEP, from ml-evs/matador @8fa5384 '
+            '(MIT); experimental structure: M. Zeilinger, T. F. Fässler, Acta Cryst. E69, i81 (2013)'
+        ),
+    },
+    'Li17Si4': {
+        'file': 'matador/LiSi-Li17Pb4_F4-3m.res',
+        'spacegroup': 216,  # F-43m (Li17Pb4 type), 105-atom primitive cell; symmetry found at 1e-2 Å
+        'source': (
+            'Li17Pb4 prototype with Si for Pb, relaxed with CASTEP, from ml-evs/matador @8fa5384 (MIT); Li17Si4: '
+            'M. Zeilinger, D. Benson, U. Häussermann, T. F. Fässler, Chem. Mater. 25, 1960 (2013) (the phase formerly '
+            'reported as Li22Si5 / Li21Si5)'
+        ),
+    },
 }
+
+#: Known Li-Si phases that are not built in, and why.
+PHASES_NOT_BUILT_IN = {
+    'Li22Si5': 'F-43m, 432 atoms in the cubic cell, re-assigned as Li17Si4 (Zeilinger et al., Chem. Mater. 25, '
+    '1960 (2013)); build Li17Si4 instead',
+    'Li21Si5': 'F-43m with mixed Li/Si occupancy, re-assigned as Li17Si4 (Zeilinger et al., Chem. Mater. 25, 1960 '
+    '(2013)); build Li17Si4 instead',
+}
+
+#: Every crystalline Li-Si phase the builder makes, from Li-poorest to Li-richest.
+LIXSI_PHASES = ('LiSi', 'Li12Si7', 'Li7Si3', 'Li13Si4', 'Li15Si4', 'Li17Si4')
 
 
 def lixsi_crystal(
-    phase: str = 'Li15Si4', size: Sequence[int] = (1, 1, 1), lattice_constant: float | None = None
+    phase: str = 'Li15Si4',
+    size: Sequence[int] = (1, 1, 1),
+    lattice_constant: float | None = None,
+    primitive: bool = False,
 ) -> Atoms:
-    """A crystalline lithium silicide from its published space group, lattice and Wyckoff positions.
+    """A crystalline lithium silicide: LiSi, Li12Si7, Li7Si3, Li13Si4, Li15Si4 or Li17Si4, repeated ``size`` times.
 
-    Built in: ``Li15Si4`` (I-43d; the cubic cell of 76 atoms repeated ``size`` times; ``lattice_constant`` in Å
-    overrides the 123 K single-crystal value 10.6322, e.g. 10.685 for room temperature). The other known phases
-    (LiSi, Li12Si7, Li7Si3, Li13Si4, Li22Si5) are refused with the reason: their full coordinate sets are not
-    entered here, and we do not make crystallography up. Read those from a CIF (``ase.io.read``) instead.
+    ``Li15Si4`` (I-43d, 76 atoms in the cubic cell) is built from its published space group, lattice and Wyckoff
+    positions (single crystal at 123 K, a = 10.6322 Å; ``lattice_constant`` in Å overrides it, e.g. 10.685 for room
+    temperature). The other phases are read from DFT-relaxed crystal files shipped with the package (Materials
+    Project structures relaxed with PBE-like functionals; sources in ``atoms.info['source']`` and
+    ``aiida_sianode/structures/crystals/README.md``): their cells are DFT cells, not experimental ones, and
+    ``lattice_constant`` is refused for them. With ``primitive`` the primitive cell is returned (LiSi 16 atoms,
+    Li15Si4 38; the others are primitive already). Li22Si5 and Li21Si5 are refused: both were re-assigned as
+    Li17Si4. ``atoms.info['x']`` is Li per Si.
     """
     if phase in PHASES_NOT_BUILT_IN:
-        raise StructureBuildError(
-            f'crystal data for {phase} is not built in ({PHASES_NOT_BUILT_IN[phase]}): its Wyckoff coordinates were '
-            f'not entered here. Read a CIF of it (ICSD, COD or the Materials Project) with ase.io.read, or use the '
-            f'lixsi builder with x = {_x_of(phase):.3f} for an insertion model.'
-        )
-    check_choice('phase', phase, sorted(CRYSTAL_PHASES))
+        raise StructureBuildError(f'crystal data for {phase} is not built in: {PHASES_NOT_BUILT_IN[phase]}')
+    check_choice('phase', phase, LIXSI_PHASES)
     size = check_size('size', size)
-    data = CRYSTAL_PHASES[phase]
-    a = (
-        data['lattice_constant']
-        if lattice_constant is None
-        else check_number('lattice_constant', lattice_constant, 9, 12)
-    )
-    symbols, positions = zip(*data['basis'])
-    atoms = crystal(symbols, positions, spacegroup=data['spacegroup'], cellpar=[a, a, a, 90, 90, 90])
+    if not isinstance(primitive, bool):
+        raise StructureBuildError(f'primitive must be true or false, got {primitive!r}')
+    if phase in CRYSTAL_PHASES:
+        data = CRYSTAL_PHASES[phase]
+        a = (
+            data['lattice_constant']
+            if lattice_constant is None
+            else check_number('lattice_constant', lattice_constant, 9, 12)
+        )
+        symbols, positions = zip(*data['basis'])
+        atoms = crystal(symbols, positions, spacegroup=data['spacegroup'], cellpar=[a, a, a, 90, 90, 90])
+    else:
+        if lattice_constant is not None:
+            raise StructureBuildError(
+                f'lattice_constant applies only to the cubic Li15Si4; {phase} is read with its DFT-relaxed cell'
+            )
+        data = CRYSTAL_FILES[phase]
+        atoms = read_crystal_file(data['file'])
+    if primitive:
+        atoms = _primitive_cell(atoms)
     atoms.info['source'] = data['source']
-    return atoms.repeat(size)
+    atoms = atoms.repeat(size)
+    atoms.info['x'] = _x_of(phase)
+    return atoms
+
+
+def read_crystal_file(name: str) -> Atoms:
+    """Read one of the shipped crystal files (``name`` relative to :data:`CRYSTAL_FILES_DIR`) as bare, wrapped Atoms.
+
+    Energies and forces stored in the file are dropped: a builder returns structures only.
+    """
+    from ase.io import read
+
+    atoms = read(CRYSTAL_FILES_DIR / name)
+    atoms.calc = None
+    atoms.info = {}
+    atoms.pbc = True
+    atoms.wrap()  # some .res files list fractional coordinates outside [0, 1)
+    return atoms
+
+
+def _primitive_cell(atoms: Atoms) -> Atoms:
+    """The primitive cell spglib finds (1e-3 Å), positions unchanged up to the symmetry tolerance."""
+    import spglib
+
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    lattice, scaled, numbers = spglib.standardize_cell(cell, to_primitive=True, no_idealize=True, symprec=1e-3)
+    return Atoms(numbers=numbers, scaled_positions=scaled, cell=lattice, pbc=True)
 
 
 def _x_of(phase: str) -> float:

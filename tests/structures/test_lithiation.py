@@ -1,8 +1,10 @@
-"""Li_xSi by insertion (composition, volume model, distance floor, seeds, refusals) and crystalline Li15Si4."""
+"""Li_xSi by insertion (composition, volume model, distance floor, seeds, refusals) and the crystalline Li-Si phases."""
 
 import numpy as np
 import pytest
 import spglib
+from ase.geometry import get_distances
+from ase.io import read
 
 from aiida_sianode.structures.common import (
     StructureBuildError,
@@ -12,6 +14,7 @@ from aiida_sianode.structures.common import (
 )
 from aiida_sianode.structures.lithiation import (
     LI_VOLUME_IN_SILICON,
+    LIXSI_PHASES,
     PHASES_NOT_BUILT_IN,
     lixsi,
     lixsi_crystal,
@@ -118,3 +121,55 @@ def test_phases_without_entered_crystal_data_are_refused_with_the_reason(phase):
 def test_unknown_phase_is_refused():
     with pytest.raises(StructureBuildError, match='phase'):
         lixsi_crystal('Li3Si')
+
+
+# phase: formula of the cell, space group, atoms in the primitive cell, the source file in fixtures/structures/
+SHIPPED_PHASES = {
+    'LiSi': ('Li16Si16', 88, 16, 'matador/LiSi_mp-795_symmetrized.res'),
+    'Li12Si7': ('Li96Si56', 62, 152, 'DFTB_LiSi_crystal/Li12Si7.xyz'),
+    'Li7Si3': ('Li42Si18', 153, 60, 'DFTB_LiSi_crystal/Li7Si3.xyz'),
+    'Li13Si4': ('Li26Si8', 55, 34, 'matador/LiSi-LiGeAg-CollCode167673.res'),
+    'Li17Si4': ('Li85Si20', 216, 105, 'matador/LiSi-Li17Pb4_F4-3m.res'),
+}
+
+
+@pytest.mark.parametrize('phase', sorted(SHIPPED_PHASES))
+def test_phases_read_from_the_shipped_files_match_their_source(phase, fixtures_path):
+    formula, spacegroup, n_primitive, source = SHIPPED_PHASES[phase]
+    atoms = lixsi_crystal(phase)
+    assert atoms.get_chemical_formula() == formula
+    x_expected = {'LiSi': 1, 'Li12Si7': 12 / 7, 'Li7Si3': 7 / 3, 'Li13Si4': 3.25, 'Li17Si4': 4.25}[phase]
+    assert atoms.info['x'] == pytest.approx(x_expected)
+    dataset = spglib.get_symmetry_dataset((atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers), 1e-2)
+    assert dataset.number == spacegroup
+    reference = read(fixtures_path / 'structures' / source)
+    assert atoms.get_volume() == pytest.approx(reference.get_volume(), rel=1e-9)
+    assert mass_density(atoms) == pytest.approx(mass_density(reference), rel=1e-9)
+    assert (atoms.get_scaled_positions() >= 0).all() and (atoms.get_scaled_positions() < 1).all()
+    assert minimum_distance(atoms) > 2.2  # no overlaps after wrapping
+    primitive = lixsi_crystal(phase, primitive=True, size=(1, 1, 2))
+    assert len(primitive) == 2 * n_primitive
+    assert primitive.get_volume() / len(primitive) == pytest.approx(atoms.get_volume() / len(atoms), rel=1e-6)
+    with pytest.raises(StructureBuildError, match='DFT-relaxed cell'):
+        lixsi_crystal(phase, lattice_constant=10.0)
+
+
+def test_every_phase_is_built_from_li_poorest_to_li_richest():
+    x_values = [lixsi_crystal(phase, primitive=True).info['x'] for phase in LIXSI_PHASES]
+    assert x_values == sorted(x_values)
+    assert x_values == pytest.approx([1.0, 12 / 7, 7 / 3, 3.25, 3.75, 4.25])
+
+
+def test_entered_li15si4_positions_agree_with_the_dft_relaxed_file(fixtures_path):
+    """The Wyckoff positions entered by hand (single crystal, 123 K) and those of Materials Project mp-569849
+    (PBE-relaxed) give the same structure: on a common cell no atom is more than 0.07 Å from its counterpart."""
+    entered = lixsi_crystal('Li15Si4')
+    dft = read(fixtures_path / 'structures/matador/Li15Si4_mp-569849_symmetrized.res')
+    assert dft.cell.lengths() == pytest.approx([10.650335] * 3)
+    dft.set_cell(entered.cell, scale_atoms=True)
+    for symbol, largest in (('Si', 1e-3), ('Li', 0.07)):
+        mine = entered.positions[np.array(entered.get_chemical_symbols()) == symbol]
+        theirs = dft.positions[np.array(dft.get_chemical_symbols()) == symbol]
+        _, distances = get_distances(mine, theirs, cell=entered.cell, pbc=True)
+        assert len(mine) == len(theirs)
+        assert distances.min(axis=1).max() < largest
