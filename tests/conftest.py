@@ -102,3 +102,23 @@ def engine_codes(aiida_profile, tmp_path_factory):
         _python_code(computer, 'sianode-train', 'sianode.train'),
         _python_code(computer, 'sianode-explore', 'sianode.explore'),
     )
+
+
+@pytest.fixture
+def failing_code(engine_codes):
+    """Return a code of the given plugin whose executable exits 1 at once (``/bin/false``): for failure paths."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    computer = engine_codes[0].computer  # polled without delay
+
+    def factory(plugin: str):
+        label = f'failing-{plugin.replace(".", "-")}'
+        try:
+            return orm.load_code(f'{label}@{computer.label}')
+        except NotExistent:
+            return orm.InstalledCode(
+                label=label, computer=computer, filepath_executable='/bin/false', default_calc_job_plugin=plugin
+            ).store()
+
+    return factory
