@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from aiida_sianode.campaign_spec import default_trust_levels
+
 #: the ensembles and the ASE integrator behind each
 ENSEMBLES = {
     'nvt_langevin': 'ase.md.langevin.Langevin',
@@ -59,6 +61,9 @@ MAX_PRESSURE_GPA = 10.0
 FRAMES_FILENAME = 'frames.extxyz'
 RESULTS_FILENAME = 'results.json'
 
+#: the default trust levels (eV/Å): the campaign protocol's, one source for every layer
+_LOWER_TRUST, _UPPER_TRUST = default_trust_levels()
+
 #: every parameter with its default (``None``: derived from other parameters, see :func:`validate_parameters`)
 DEFAULT_PARAMETERS: dict[str, Any] = {
     'ensemble': 'nvt_langevin',
@@ -72,8 +77,8 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     'friction_per_fs': 0.01,  # Langevin friction, 1/fs
     'thermostat_time_fs': None,  # Nose-Hoover chain / Bussi time constant; None: 100 timesteps
     'barostat_time_fs': None,  # MTK barostat time constant; None: 1000 timesteps
-    'force_deviation_lower': 0.05,  # eV/Å, only for the counts in results.json
-    'force_deviation_upper': 0.25,  # eV/Å, the early-stop threshold
+    'force_deviation_lower': _LOWER_TRUST,  # eV/Å, only for the counts in results.json
+    'force_deviation_upper': _UPPER_TRUST,  # eV/Å, the early-stop threshold
     'uncertainty_patience': 3,  # consecutive samples >= upper before stopping
     'min_distance': 0.5,  # Å
     'max_temperature_factor': 5.0,

@@ -24,37 +24,17 @@ from typing import NamedTuple
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
+from pydantic import ValidationError
 
-STRATEGIES = ('trust', 'maxvol', 'direct', 'random')
-DESCRIPTORS = ('auto', 'mace', 'radial')
+from aiida_sianode.campaign_spec import SelectionSettings, format_errors
+
 DEVIATIONS = ('max_force_deviation', 'energy_std_per_atom')
 
-#: Every parameter of :func:`select_frames` and its default. Units: deviations and trust levels eV/Å for
-#: ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``), ``r_max`` Å.
-DEFAULT_PARAMETERS = {
-    'strategy': 'trust',
-    'deviation': 'max_force_deviation',
-    'lower': 0.05,
-    'upper': 0.25,
-    'max_per_run': None,
-    'max_total': None,
-    'include_accurate': True,
-    'order': 'descending',
-    'seed': 0,
-    'dedup_threshold': None,
-    'descriptor': 'auto',
-    'device': 'cpu',
-    'per_element': False,
-    'grade_threshold': 2.0,
-    'maxvol_tol': 0.05,
-    'regularization': 1e-3,
-    'n_clusters': None,
-    'birch_threshold': None,
-    'k_per_cluster': 1,
-    'explained_variance': 0.95,
-    'r_max': 5.0,
-    'n_bins': 12,
-}
+#: Every parameter of :func:`select_frames` and its default (validated by
+#: :class:`aiida_sianode.campaign_spec.SelectionSettings`; the trust levels come from the campaign protocol).
+#: Units: deviations and trust levels eV/Å for ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``),
+#: ``r_max`` Å.
+DEFAULT_PARAMETERS = SelectionSettings().model_dump()
 
 EXIT_CODES = {
     'ERROR_INVALID_PARAMETERS': 201,
@@ -64,25 +44,6 @@ EXIT_CODES = {
 }
 
 RESERVED_LABELS = ('parameters', 'potential', 'training_set', 'metadata')
-_LABEL = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
-
-
-def _whole(value, name: str, minimum: int = 0, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f'`{name}` must be a whole number >= {minimum}{" or null" if allow_none else ""}, got {value!r}'
-        )
-
-
-def _number(value, name: str, minimum: float | None = None, allow_none: bool = False, strict: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f'`{name}` must be a finite number{" or null" if allow_none else ""}, got {value!r}')
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f'`{name}` must be {">" if strict else ">="} {minimum}, got {value!r}')
 
 
 def validate_parameters(parameters: Mapping | None) -> dict:
@@ -91,44 +52,10 @@ def validate_parameters(parameters: Mapping | None) -> dict:
     unknown = sorted(set(parameters) - set(DEFAULT_PARAMETERS))
     if unknown:
         raise ValueError(f'unknown selection parameters: {", ".join(unknown)}; known: {", ".join(DEFAULT_PARAMETERS)}')
-    merged = {**DEFAULT_PARAMETERS, **parameters}
-    if merged['strategy'] not in STRATEGIES:
-        raise ValueError(f'unknown strategy {merged["strategy"]!r}; choose one of: {", ".join(STRATEGIES)}')
-    if merged['deviation'] not in DEVIATIONS:
-        raise ValueError(f'unknown deviation {merged["deviation"]!r}; choose one of: {", ".join(DEVIATIONS)}')
-    if merged['descriptor'] not in DESCRIPTORS:
-        raise ValueError(f'unknown descriptor {merged["descriptor"]!r}; choose one of: {", ".join(DESCRIPTORS)}')
-    if merged['order'] not in ('descending', 'random'):
-        raise ValueError(f'unknown order {merged["order"]!r}; choose descending or random')
-    _number(merged['lower'], 'lower', minimum=0)
-    _number(merged['upper'], 'upper', allow_none=True)
-    if merged['upper'] is not None and merged['upper'] <= merged['lower']:
-        raise ValueError(f'the upper trust level ({merged["upper"]}) must be above the lower one ({merged["lower"]})')
-    _whole(merged['max_per_run'], 'max_per_run')
-    _whole(merged['max_total'], 'max_total')
-    _whole(merged['seed'], 'seed', allow_none=False)
-    _whole(merged['n_clusters'], 'n_clusters', minimum=1)
-    _whole(merged['k_per_cluster'], 'k_per_cluster', minimum=1, allow_none=False)
-    _whole(merged['n_bins'], 'n_bins', minimum=1, allow_none=False)
-    _number(merged['dedup_threshold'], 'dedup_threshold', minimum=0, allow_none=True)
-    _number(merged['grade_threshold'], 'grade_threshold', minimum=1)
-    _number(merged['maxvol_tol'], 'maxvol_tol', minimum=0)
-    _number(merged['regularization'], 'regularization', minimum=0, strict=True)
-    _number(merged['birch_threshold'], 'birch_threshold', minimum=0, allow_none=True, strict=True)
-    _number(merged['explained_variance'], 'explained_variance', minimum=0, strict=True)
-    if merged['explained_variance'] > 1:
-        raise ValueError(f'`explained_variance` must be at most 1, got {merged["explained_variance"]!r}')
-    _number(merged['r_max'], 'r_max', minimum=0.5, strict=True)
-    for flag in ('include_accurate', 'per_element'):
-        if not isinstance(merged[flag], bool):
-            raise ValueError(f'`{flag}` must be true or false, got {merged[flag]!r}')
-    if not isinstance(merged['device'], str):
-        raise ValueError(f'`device` must be a torch device name such as cpu or cuda, got {merged["device"]!r}')
-    if merged['strategy'] == 'direct' and not (
-        merged['n_clusters'] or merged['birch_threshold'] or merged['max_total']
-    ):
-        raise ValueError('the direct strategy needs n_clusters, birch_threshold or max_total to size its clusters')
-    return merged
+    try:
+        return SelectionSettings.model_validate(parameters).model_dump()
+    except ValidationError as error:
+        raise ValueError('; '.join(line.strip() for line in format_errors(error).splitlines())) from None
 
 
 def needs_descriptors(settings: Mapping) -> bool:
