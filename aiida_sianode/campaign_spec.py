@@ -32,12 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aiida_sianode.common.validation import LABELERS
 from aiida_sianode.protocols import load_protocol_file, recursive_merge
+from aiida_sianode.selection.strategies import STRATEGIES
 
 #: The campaign's protocol file (``aiida_sianode/protocols/active_learning.yaml``): every campaign default.
 PROTOCOL_FILE = 'active_learning'
 #: The sections of a campaign whose defaults the protocol file holds.
 SETTINGS_SECTIONS = ('selection', 'convergence', 'dataset')
-STRATEGIES = ('trust', 'maxvol', 'direct', 'random')
 
 
 class SpecError(ValueError):
@@ -160,7 +160,7 @@ class SelectionSettings(_Strict):
     ``r_max`` Å. The defaults here are those of a single selection (no caps); a campaign's come from its protocol.
     """
 
-    strategy: Literal['trust', 'maxvol', 'direct', 'random'] = 'trust'
+    strategy: str = Field('trust', description='A key of aiida_sianode.selection.strategies.STRATEGIES.')
     deviation: Literal['max_force_deviation', 'energy_std_per_atom'] = 'max_force_deviation'
     lower: float = Field(default_factory=lambda: default_trust_levels()[0], ge=0, allow_inf_nan=False)
     upper: float | None = Field(default_factory=lambda: default_trust_levels()[1], allow_inf_nan=False)
@@ -182,6 +182,13 @@ class SelectionSettings(_Strict):
     explained_variance: float = Field(0.95, gt=0, le=1)
     r_max: float = Field(5.0, gt=0.5, allow_inf_nan=False)
     n_bins: int = Field(12, ge=1, strict=True)
+
+    @field_validator('strategy')
+    @classmethod
+    def _known_strategy(cls, value):
+        if value not in STRATEGIES:
+            raise ValueError(f'unknown strategy `{value}`; choose one of: {", ".join(STRATEGIES)}')
+        return value
 
     @model_validator(mode='after')
     def _consistent(self):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+from aiida_sianode.selection.strategies import STRATEGIES
 
-STRATEGY_CHOICES = ('trust', 'maxvol', 'direct', 'random')
+STRATEGY_CHOICES = tuple(STRATEGIES)
 
 
 def _load_node(identifier: str, what: str, as_json: bool):

@@ -257,7 +257,7 @@ def test_select_from_an_exploration_process_node(aiida_profile):
 def test_bad_input_is_refused_before_anything_runs(two_runs):
     with pytest.raises(ValueError, match='unknown selection parameters: colour'):
         run_select(two_runs, colour='red')
-    with pytest.raises(ValueError, match='strategy: Input should be'):
+    with pytest.raises(ValueError, match='unknown strategy `best`'):
         run_select(two_runs, strategy='best')
     with pytest.raises(ValueError, match='must be below the upper one'):
         run_select(two_runs, lower=0.3, upper=0.2)
