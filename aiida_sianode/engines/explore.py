@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from aiida_sianode.campaign_spec import default_trust_levels
+from aiida_sianode.structures.common import minimum_distance
 
 #: the ensembles and the ASE integrator behind each
 ENSEMBLES = {
@@ -52,7 +53,6 @@ ENSEMBLES = {
 #: short names accepted for ``ensemble``
 ENSEMBLE_ALIASES = {'nvt': 'nvt_langevin', 'npt': 'npt_isotropic'}
 #: every ``stop_reason`` the engine writes
-STOP_REASONS = ('completed', 'uncertainty', 'min_distance', 'nan', 'temperature')
 #: stop reasons of a physically broken run
 PHYSICAL_STOPS = ('min_distance', 'nan', 'temperature')
 #: largest pressure magnitude accepted (GPa; 10 GPa = 100 kbar)
@@ -270,17 +270,6 @@ def set_target_temperature(dynamics, temperature: float) -> None:
             dynamics._temperature_K = temperature
 
 
-def min_interatomic_distance(atoms, cutoff: float) -> float:
-    """Return the shortest interatomic distance (Å, periodic images included) when it is below ``cutoff``, else
-    ``inf``."""
-    from ase.neighborlist import neighbor_list
-
-    if len(atoms) < 2 or cutoff <= 0:
-        return math.inf
-    distances = neighbor_list('d', atoms, cutoff, self_interaction=False)
-    return float(distances.min()) if distances.size else math.inf
-
-
 def check_physical(atoms, energy: float, forces: np.ndarray, params: Mapping[str, Any]) -> tuple[str | None, str]:
     """Return ``(stop_reason, message)`` when the frame is physically broken, ``(None, '')`` otherwise.
 
@@ -294,7 +283,7 @@ def check_physical(atoms, energy: float, forces: np.ndarray, params: Mapping[str
     limit = params['max_temperature_factor'] * max(params['temperature'], params['temperature_end'])
     if not math.isfinite(temperature) or temperature > limit:
         return 'temperature', f'the temperature reached {temperature:.1f} K, above the limit of {limit:.1f} K'
-    distance = min_interatomic_distance(atoms, params['min_distance'])
+    distance = minimum_distance(atoms, params['min_distance']) if params['min_distance'] > 0 else math.inf
     if distance < params['min_distance']:
         return 'min_distance', f'two atoms came {distance:.3f} Å apart, closer than {params["min_distance"]} Å'
     return None, ''

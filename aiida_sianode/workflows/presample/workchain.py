@@ -29,7 +29,6 @@ this module holds the work chain and its input validators.
 
 from __future__ import annotations
 
-import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_
@@ -38,6 +37,7 @@ from aiida_lammps.data.potential import LammpsPotentialData
 from aiida_lammps.data.trajectory import LammpsTrajectory
 
 from aiida_sianode.protocols import ProtocolMixin, recursive_merge
+from aiida_sianode.structures.common import minimum_distance
 from aiida_sianode.structures.melt_quench import (
     DEFAULT_COORDINATION_CUTOFFS,
     MIN_MELT_MSD,
@@ -107,11 +107,9 @@ def _validate_structure(structure, _):
         return f'the structure must be periodic in three directions for a bulk melt-quench, got pbc={structure.pbc}'
     if structure.get_cell_volume() < 1e-6:
         return 'the structure has a cell of zero volume'
-    atoms = structure.get_ase()
-    if len(atoms) > 1:
-        distances = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]
-        if distances.min() < 0.5:
-            return f'two atoms of the structure are {distances.min():.3f} Å apart (under 0.5 Å): a broken structure'
+    closest = minimum_distance(structure.get_ase(), cutoff=0.5)
+    if closest < 0.5:
+        return f'two atoms of the structure are {closest:.3f} Å apart (under 0.5 Å): a broken structure'
     return None
 
 
