@@ -23,6 +23,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import WorkflowFactory
 
+from aiida_sianode.analysis.campaign import summarise_metrics, wall_time
 from aiida_sianode.campaign_spec import LABELERS, PROTOCOL_FILE, validate_settings
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
@@ -344,7 +345,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.labels_used += total
         self.ctx.row['labels_added'] = len(succeeded)
         self.ctx.row['labels_failed'] = len(failed)
-        self.ctx.row['wall_time_label_s'] = _wall_time(self.ctx.get('labels', []))
+        self.ctx.row['wall_time_label_s'] = wall_time(self.ctx.get('labels', []))
         self.ctx.labels = []
         for entry in failed:
             self.report(
@@ -423,8 +424,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
         self.ctx.potentials = dict(node.outputs.potentials)
         metrics = node.outputs.metrics.get_dict()
-        self.ctx.row['wall_time_train_s'] = _wall_time([node])
-        self.ctx.row['committee_metrics'] = _summarise_metrics(metrics)
+        self.ctx.row['wall_time_train_s'] = wall_time([node])
+        self.ctx.row['committee_metrics'] = summarise_metrics(metrics)
         return None
 
     def explore(self):
@@ -452,7 +453,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 'failed_fraction': total['failed_fraction'],
                 'frames': total['frames'],
                 'stop_reasons': total.get('stop_reasons', {}),
-                'wall_time_explore_s': _wall_time([node]),
+                'wall_time_explore_s': wall_time([node]),
             }
         )
         convergence = self.ctx.convergence
@@ -584,19 +585,3 @@ def _link_label(text: str) -> str:
     """Return ``text`` as a valid link label (letters, digits and single underscores, at most 200 characters)."""
     cleaned = re.sub(r'[^A-Za-z0-9_]', '_', text)
     return re.sub(r'_+', '_', cleaned).strip('_')[:200]
-
-
-def _wall_time(processes) -> float:
-    """Return seconds from the first process's creation to the last one's last change (0 for none)."""
-    processes = list(processes)
-    if not processes:
-        return 0.0
-    start = min(process.ctime for process in processes)
-    end = max(process.mtime for process in processes)
-    return round((end - start).total_seconds(), 2)
-
-
-def _summarise_metrics(metrics: dict) -> dict:
-    """Keep the committee-level numbers of the training metrics for the iteration table."""
-    committee = metrics.get('committee', metrics)
-    return {key: value for key, value in committee.items() if not isinstance(value, dict | list)}
