@@ -222,14 +222,31 @@ def test_engine_trains_and_metrics_match_an_independent_evaluation(trained, smal
     assert metrics['valid']['rmse_e_per_atom_mev'] == pytest.approx(1000 * best['rmse_e_per_atom'], rel=1e-6)
     assert metrics['valid']['rmse_f_mev_a'] == pytest.approx(1000 * best['rmse_f'], rel=1e-6)
     assert metrics['best_valid_loss'] == pytest.approx(best['loss'])
-    # it learned: mace evaluates the untrained model first (epoch null); the kept model's loss is below that
-    initial = next(r for r in records if r['mode'] == 'eval' and r['epoch'] is None)
-    assert metrics['best_valid_loss'] < initial['loss']
 
     predictions = np.load(directory / engine.PREDICTIONS_FILENAME)
     assert predictions['energy_ref'].tolist() == [frame.info['REF_energy'] for frame in test]
     assert predictions['forces_pred'].shape == (sum(len(atoms) for atoms in test), 3)
     assert np.isnan(predictions['stress_ref']).all()
+
+
+@pytest.mark.slow
+def test_engine_learns(tmp_path, small_frames):
+    """Ten epochs on two frames: the kept model's validation loss is below the untrained model's, which mace
+    evaluates first (the record of epoch null), and the force error falls. Measured: loss 0.0784 -> 0.0729 (-7 %),
+    force RMSE 39.5 -> 38.2 meV/Å, falling at every epoch but one."""
+    training, _ = small_frames
+    _write_inputs(tmp_path, training[:2], training[:2], parameters={'max_num_epochs': 10, 'batch_size': 2, 'lr': 0.02})
+    metrics = engine.run_training(json.loads((tmp_path / 'config.json').read_text()), tmp_path)
+    assert metrics['status'] == 'ok', metrics.get('error')
+    records = [
+        json.loads(line)
+        for line in (tmp_path / engine.MACE_WORK_DIR / 'results' / 'mace_run-0_train.txt').read_text().splitlines()
+    ]
+    evaluations = [r for r in records if r['mode'] == 'eval']
+    initial = next(r for r in evaluations if r['epoch'] is None)
+    assert metrics['best_valid_loss'] < 0.97 * initial['loss']
+    assert metrics['best_epoch'] >= 5  # still improving late: it learns, not a lucky first step
+    assert metrics['valid']['rmse_f_mev_a'] < 1000 * initial['rmse_f']
 
 
 @pytest.mark.slow
