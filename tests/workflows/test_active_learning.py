@@ -163,7 +163,7 @@ def test_extending_a_campaign_labels_nothing_twice(campaign):
 
 def test_bad_campaign_inputs_are_refused_before_anything_runs(aiida_profile, label_code, train_code, explore_code):
     structures = _initial_structures()
-    with pytest.raises(ValueError, match='lower one'):
+    with pytest.raises(ValueError, match='must be below the upper one'):
         _builder(label_code, train_code, explore_code, structures, selection={'lower': 0.5, 'upper': 0.1})
     with pytest.raises(ValueError, match='unknown labeler'):
         ActiveLearningWorkChain.get_builder_from_protocol(
