@@ -25,7 +25,7 @@ def test_a_good_crystal_passes():
     assert validate_structure(lisi, labeler='gpaw') is None
     assert validate_structure(lisi, labeler='xtb') is None
     squeezed = Atoms('LiSi', scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[0.554] * 3, pbc=True)
-    with pytest.raises(StructureValidationError, match='0.48'):
+    with pytest.raises(StructureValidationError, match=r'0\.48'):
         validate_structure(squeezed, labeler='gpaw')
 
 
