@@ -23,19 +23,49 @@ Example (``workflows/si_lixsi_xtb.yaml``)::
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PROTOCOLS = ('fast', 'balanced', 'stringent')
-LABELERS = ('gpaw', 'xtb', 'vasp', 'castep')
-STRATEGIES = ('trust', 'maxvol', 'direct', 'random')
+from aiida_sianode.common.validation import LABELERS
+from aiida_sianode.protocols import load_protocol_file, recursive_merge
+from aiida_sianode.selection.strategies import STRATEGIES
+
+#: The campaign's protocol file (``aiida_sianode/protocols/active_learning.yaml``): every campaign default.
+PROTOCOL_FILE = 'active_learning'
+#: The sections of a campaign whose defaults the protocol file holds.
+SETTINGS_SECTIONS = ('selection', 'convergence', 'dataset')
 
 
 class SpecError(ValueError):
     """A campaign spec that cannot be run; the message lists every problem with the path of its key."""
+
+
+@functools.cache
+def _protocol_data() -> dict:
+    return load_protocol_file(PROTOCOL_FILE)
+
+
+def campaign_defaults(protocol: str | None = None) -> dict:
+    """Return ``{'selection': {...}, 'convergence': {...}, 'dataset': {...}}``: the campaign protocol's settings.
+
+    :raises ValueError: for an unknown protocol.
+    """
+    data = _protocol_data()
+    protocol = protocol or data['default_protocol']
+    if protocol not in data['protocols']:
+        raise ValueError(f'unknown campaign protocol `{protocol}`; choose one of: {", ".join(data["protocols"])}')
+    selected = {key: value for key, value in data['protocols'][protocol].items() if key != 'description'}
+    return recursive_merge(data['default_inputs'], selected)
+
+
+def default_trust_levels() -> tuple[float, float]:
+    """Return the default ``(lower, upper)`` trust levels in eV/Å, the campaign protocol's (one source for all)."""
+    selection = _protocol_data()['default_inputs']['selection']
+    return selection['lower'], selection['upper']
 
 
 class _Strict(BaseModel):
@@ -67,10 +97,17 @@ class StructureSource(_Strict):
 class LabelerSpec(_Strict):
     """Which labeler makes the DFT labels, at which protocol."""
 
-    name: Literal['gpaw', 'xtb', 'vasp', 'castep']
+    name: str = Field(description=f'One of {", ".join(LABELERS)}.')
     protocol: Literal['fast', 'balanced', 'stringent'] = 'fast'
     overrides: dict[str, Any] = Field(default_factory=dict)
     code: str | None = Field(None, description='Code label; default sianode-label@localhost for gpaw and xtb.')
+
+    @field_validator('name')
+    @classmethod
+    def _known_labeler(cls, value):
+        if value not in LABELERS:
+            raise ValueError(f'unknown labeler `{value}`; choose one of: {", ".join(LABELERS)}')
+        return value
 
 
 class TrainingSpec(_Strict):
@@ -116,38 +153,89 @@ class ExplorationSpec(_Strict):
         return self
 
 
-class SelectionSpec(_Strict):
-    """How frames are picked for labeling: trust levels on the committee's max force deviation (eV/Å)."""
+class SelectionSettings(_Strict):
+    """Every parameter of frame selection (:func:`aiida_sianode.workflows.select.select_frames`).
 
-    strategy: Literal['trust', 'maxvol', 'direct', 'random'] = 'trust'
-    lower: float = Field(0.05, gt=0)
-    upper: float = Field(0.5, gt=0)
-    max_per_run: int = Field(2, gt=0)
-    max_total: int = Field(10, gt=0)
-    seed: int = 0
+    Units: trust levels and deviations eV/Å for ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``),
+    ``r_max`` Å. The defaults here are those of a single selection (no caps); a campaign's come from its protocol.
+    """
+
+    strategy: str = Field('trust', description='A key of aiida_sianode.selection.strategies.STRATEGIES.')
+    deviation: Literal['max_force_deviation', 'energy_std_per_atom'] = 'max_force_deviation'
+    lower: float = Field(default_factory=lambda: default_trust_levels()[0], ge=0, allow_inf_nan=False)
+    upper: float | None = Field(default_factory=lambda: default_trust_levels()[1], allow_inf_nan=False)
+    max_per_run: int | None = Field(None, ge=0, strict=True)
+    max_total: int | None = Field(None, ge=0, strict=True)
+    include_accurate: bool = Field(True, strict=True)
+    order: Literal['descending', 'random'] = 'descending'
+    seed: int = Field(0, ge=0, strict=True)
+    dedup_threshold: float | None = Field(None, ge=0, allow_inf_nan=False)
+    descriptor: Literal['auto', 'mace', 'radial'] = 'auto'
+    device: str = Field('cpu', description='A torch device name such as cpu or cuda.')
+    per_element: bool = Field(False, strict=True)
+    grade_threshold: float = Field(2.0, ge=1, allow_inf_nan=False)
+    maxvol_tol: float = Field(0.05, ge=0, allow_inf_nan=False)
+    regularization: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    n_clusters: int | None = Field(None, ge=1, strict=True)
+    birch_threshold: float | None = Field(None, gt=0, allow_inf_nan=False)
+    k_per_cluster: int = Field(1, ge=1, strict=True)
+    explained_variance: float = Field(0.95, gt=0, le=1)
+    r_max: float = Field(5.0, gt=0.5, allow_inf_nan=False)
+    n_bins: int = Field(12, ge=1, strict=True)
+
+    @field_validator('strategy')
+    @classmethod
+    def _known_strategy(cls, value):
+        if value not in STRATEGIES:
+            raise ValueError(f'unknown strategy `{value}`; choose one of: {", ".join(STRATEGIES)}')
+        return value
 
     @model_validator(mode='after')
-    def _ordered_levels(self):
-        if self.lower >= self.upper:
-            raise ValueError(f'lower trust level {self.lower} must be below the upper one {self.upper}')
+    def _consistent(self):
+        if self.upper is not None and not self.lower < self.upper:
+            raise ValueError(f'the lower trust level {self.lower} must be below the upper one {self.upper}')
+        if self.strategy == 'direct' and not (self.n_clusters or self.birch_threshold or self.max_total):
+            raise ValueError('the direct strategy needs n_clusters, birch_threshold or max_total to size its clusters')
         return self
 
 
 class ConvergenceSpec(_Strict):
-    """When the campaign stops."""
+    """When the campaign stops (defaults in the campaign protocol)."""
 
-    accurate_fraction: float = Field(0.99, gt=0, le=1)
-    max_iterations: int = Field(3, gt=0)
-    max_labels: int = Field(100, gt=0)
-    max_failed_label_fraction: float = Field(0.5, ge=0, le=1)
+    accurate_fraction: float = Field(gt=0, le=1)
+    max_iterations: int = Field(gt=0, strict=True)
+    max_labels: int = Field(gt=0, strict=True)
+    max_failed_label_fraction: float = Field(ge=0, le=1)
 
 
 class DatasetSpec(_Strict):
-    """How the training set is split."""
+    """How the training set is split (defaults in the campaign protocol)."""
 
-    valid_fraction: float = Field(0.1, ge=0, lt=1)
-    seed: int = 0
-    allow_mixed: bool = False
+    valid_fraction: float = Field(ge=0, lt=1)
+    seed: int = Field(ge=0, strict=True)
+    allow_mixed: bool = Field(strict=True)
+
+
+#: The model that validates each section of :data:`SETTINGS_SECTIONS`.
+SETTINGS_MODELS: dict[str, type[_Strict]] = {
+    'selection': SelectionSettings,
+    'convergence': ConvergenceSpec,
+    'dataset': DatasetSpec,
+}
+
+
+def validate_settings(section: str, values: dict | None, protocol: str | None = None) -> dict:
+    """Return the campaign protocol's ``section`` updated with ``values``, validated by its model.
+
+    :raises ValueError: naming every bad key, e.g. ``selection.upper: ...``.
+    """
+    merged = {**campaign_defaults(protocol)[section], **(values or {})}
+    try:
+        return SETTINGS_MODELS[section].model_validate(merged).model_dump()
+    except ValidationError as error:
+        raise ValueError(
+            '; '.join(line.strip() for line in format_errors(error, prefix=section).splitlines())
+        ) from None
 
 
 class CampaignSpec(_Strict):
@@ -160,20 +248,33 @@ class CampaignSpec(_Strict):
     labeler: LabelerSpec
     training: TrainingSpec = TrainingSpec()
     exploration: ExplorationSpec = ExplorationSpec()
-    selection: SelectionSpec = SelectionSpec()
-    convergence: ConvergenceSpec = ConvergenceSpec()
-    dataset: DatasetSpec = DatasetSpec()
+    selection: SelectionSettings
+    convergence: ConvergenceSpec
+    dataset: DatasetSpec
     test_set: int | str | None = Field(None, description='PK or UUID of a DatasetData of held-out labels.')
 
+    @model_validator(mode='before')
+    @classmethod
+    def _protocol_defaults(cls, data):
+        """Fill ``selection``, ``convergence`` and ``dataset`` from the campaign protocol, key by key."""
+        if isinstance(data, dict):
+            defaults = campaign_defaults()
+            data = dict(data)
+            for section in SETTINGS_SECTIONS:
+                given = data.get(section) or {}
+                data[section] = {**defaults[section], **given} if isinstance(given, dict) else given
+        return data
 
-def _format_errors(error: ValidationError) -> str:
+
+def format_errors(error: ValidationError, prefix: str = '') -> str:
+    """Return one line per problem of ``error``: the dotted path of the key, then what is wrong with it."""
     lines = []
     for item in error.errors():
-        where = '.'.join(str(part) for part in item['loc']) or '<top>'
+        where = '.'.join(str(part) for part in (prefix, *item['loc']) if part != '') or '<top>'
         message = item['msg'].removeprefix('Value error, ')
         if item['type'] == 'extra_forbidden':
             message = 'unknown key'
-        lines.append(f'  {where}: {message}')
+        lines.append(f'  {message}' if where == '<top>' else f'  {where}: {message}')
     return '\n'.join(lines)
 
 
@@ -187,7 +288,7 @@ def parse_spec(data: Any, source: str = '<spec>') -> CampaignSpec:
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(f'{source} is not a valid campaign spec:\n{_format_errors(error)}') from None
+        raise SpecError(f'{source} is not a valid campaign spec:\n{format_errors(error)}') from None
 
 
 def load_spec(path: str | pathlib.Path) -> CampaignSpec:

@@ -108,3 +108,45 @@ def engine_codes(aiida_profile, tmp_path_factory):
         _python_code(computer, 'sianode-train', 'sianode.train'),
         _python_code(computer, 'sianode-explore', 'sianode.explore'),
     )
+
+
+@pytest.fixture
+def failing_code(engine_codes):
+    """Return a code of the given plugin whose executable exits 1 at once (``/bin/false``): for failure paths."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    computer = engine_codes[0].computer  # polled without delay
+
+    def factory(plugin: str):
+        label = f'failing-{plugin.replace(".", "-")}'
+        try:
+            return orm.load_code(f'{label}@{computer.label}')
+        except NotExistent:
+            return orm.InstalledCode(
+                label=label, computer=computer, filepath_executable='/bin/false', default_calc_job_plugin=plugin
+            ).store()
+
+    return factory
+
+
+@pytest.fixture(scope='session')
+def tiny_mace_model(tmp_path_factory):
+    """Return ``factory(atomic_numbers=(3, 14), seed=0, **architecture) -> path``: an untrained tiny MACE model file
+    (``engines.committee.save_untrained_mace``; 4 channels, L = 1, r_max 4 Å, two layers), made once per session and
+    set of arguments. Untrained models are enough for descriptors, provenance and plumbing."""
+    from aiida_sianode.engines.committee import save_untrained_mace
+
+    directory = tmp_path_factory.mktemp('tiny-mace')
+    made: dict = {}
+
+    def factory(atomic_numbers=(3, 14), seed: int = 0, **architecture) -> pathlib.Path:
+        settings = {'num_channels': 4, 'max_L': 1, 'r_max': 4.0, 'num_interactions': 2, 'correlation': 2}
+        settings.update(architecture)
+        key = (tuple(atomic_numbers), seed, tuple(sorted(settings.items())))
+        if key not in made:
+            path = directory / f'tiny_{len(made)}.model'
+            made[key] = save_untrained_mace(path, list(atomic_numbers), seed=seed, **settings)
+        return made[key]
+
+    return factory

@@ -29,6 +29,39 @@ def test_defaults_fill_a_minimal_spec():
     assert spec.structures[0].seeds == [0]
     assert spec.convergence.accurate_fraction == 0.99
     assert spec.exploration.ensembles == ['nvt']
+    assert (spec.selection.max_per_run, spec.selection.max_total) == (2, 10)
+    # a section given in part keeps the protocol's other keys
+    spec = parse_spec({**MINIMAL, 'selection': {'strategy': 'random'}, 'convergence': {'max_iterations': 7}})
+    assert (spec.selection.strategy, spec.selection.max_total, spec.selection.upper) == ('random', 10, 0.25)
+    assert (spec.convergence.max_iterations, spec.convergence.max_labels) == (7, 100)
+
+
+def test_the_campaign_protocol_is_the_one_source_of_settings():
+    """Every default of the campaign lives in protocols/active_learning.yaml; the trust levels are the same in the
+    campaign, the exploration work chain, select_frames and the exploration engine."""
+    from aiida_sianode.campaign_spec import SETTINGS_MODELS, campaign_defaults, default_trust_levels
+    from aiida_sianode.engines.explore import DEFAULT_PARAMETERS as ENGINE
+    from aiida_sianode.protocols import load_protocol_file
+    from aiida_sianode.workflows.explore import ExploreWorkChain
+    from aiida_sianode.workflows.select import DEFAULT_PARAMETERS as SELECT
+
+    raw = load_protocol_file('active_learning')['default_inputs']
+    for section, model in SETTINGS_MODELS.items():
+        assert set(raw[section]) <= set(model.model_fields), section
+        model.model_validate(campaign_defaults()[section])  # complete: the models need nothing else
+    assert set(raw['convergence']) == set(SETTINGS_MODELS['convergence'].model_fields)
+    assert set(raw['dataset']) == set(SETTINGS_MODELS['dataset'].model_fields)
+
+    lower, upper = default_trust_levels()
+    assert (lower, upper) == (raw['selection']['lower'], raw['selection']['upper']) == (0.05, 0.25)
+    explore = ExploreWorkChain.get_protocol_inputs('balanced')
+    assert (explore['lower_trust'], explore['upper_trust']) == (lower, upper)
+    assert ExploreWorkChain.get_protocol_inputs('stringent')['upper_trust'] == 0.20  # its own, on purpose
+    assert ExploreWorkChain.get_protocol_inputs('fast', {'upper_trust': 0.4})['upper_trust'] == 0.4
+    spec = ExploreWorkChain.spec().inputs
+    assert (spec['lower_trust'].default().value, spec['upper_trust'].default().value) == (lower, upper)
+    assert (SELECT['lower'], SELECT['upper']) == (lower, upper)
+    assert (ENGINE['force_deviation_lower'], ENGINE['force_deviation_upper']) == (lower, upper)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +72,7 @@ def test_defaults_fill_a_minimal_spec():
         ({'training': {'committee_size': 'three'}}, 'training.committee_size: Input should be a valid integer'),
         ({'selection': {'lower': 0.6, 'upper': 0.5}}, 'lower trust level 0.6 must be below the upper one 0.5'),
         ({'convergence': {'accurate_fraction': 1.5}}, 'convergence.accurate_fraction: Input should be less than'),
-        ({'labeler': {'name': 'siesta'}}, 'labeler.name: Input should be'),
+        ({'labeler': {'name': 'siesta'}}, 'labeler.name: unknown labeler `siesta`'),
         ({'labeler': {'name': 'xtb', 'protocol': 'precise'}}, 'labeler.protocol: Input should be'),
         ({'exploration': {'temperatures': [-5]}}, 'temperatures must be positive'),
         ({'exploration': {'pressures': [50]}}, 'at most 10 GPa'),

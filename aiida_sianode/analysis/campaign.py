@@ -89,3 +89,19 @@ def plot_learning_curve(rows: list[dict], path: str | pathlib.Path, title: str =
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def wall_time(processes) -> float:
+    """Return seconds from the first process's creation to the last one's last change (0 for none)."""
+    processes = list(processes)
+    if not processes:
+        return 0.0
+    start = min(process.ctime for process in processes)
+    end = max(process.mtime for process in processes)
+    return round((end - start).total_seconds(), 2)
+
+
+def summarise_metrics(metrics: dict) -> dict:
+    """Keep the committee-level numbers of the training metrics for the iteration table."""
+    committee = metrics.get('committee', metrics)
+    return {key: value for key, value in committee.items() if not isinstance(value, dict | list)}

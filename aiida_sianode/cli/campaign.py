@@ -11,7 +11,17 @@ import warnings
 import click
 from aiida.cmdline.utils import decorators
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+from aiida_sianode.cli.root import (
+    JSON_OPTION,
+    cmd_root,
+    echo_info,
+    echo_json,
+    echo_table,
+    fail,
+    load_code_or_fail,
+)
+
+SETUP_HINT = 'run `aiida-sianode setup` first, or name the code in the spec'
 
 TABLE_COLUMNS = [
     ('iteration', 'iter'),
@@ -30,26 +40,16 @@ TABLE_COLUMNS = [
 ]
 
 
-def _load_code(label: str):
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        return orm.load_code(label)
-    except NotExistent:
-        raise click.ClickException(f'code `{label}` not found: run `aiida-sianode setup` first') from None
-
-
-def build_campaign(spec, spec_path: pathlib.Path):
+def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
     """Return the builder of the campaign described by ``spec`` (structures are built and stored first)."""
     from aiida import orm
 
     from aiida_sianode.campaign_spec import build_structures
     from aiida_sianode.workflows.active_learning import ActiveLearningWorkChain
 
-    labeler_code = _load_code(spec.labeler.code or 'sianode-label@localhost')
-    train_code = _load_code(spec.training.code)
-    explore_code = _load_code(spec.exploration.code)
+    labeler_code = load_code_or_fail(spec.labeler.code or 'sianode-label@localhost', as_json, SETUP_HINT)
+    train_code = load_code_or_fail(spec.training.code, as_json, SETUP_HINT)
+    explore_code = load_code_or_fail(spec.exploration.code, as_json, SETUP_HINT)
     structures = build_structures(spec.structures, spec_path.parent)
     explore_structures = (
         build_structures(spec.explore_structures, spec_path.parent) if spec.explore_structures else None
@@ -114,7 +114,7 @@ def cmd_run(spec_file, submit, output_dir, as_json):
         fail(str(error), as_json)
     started = time.time()
     try:
-        builder = build_campaign(spec, spec_file)
+        builder = build_campaign(spec, spec_file, as_json)
     except (ValueError, TypeError) as error:
         fail(f'{spec_file}: {error}', as_json)
     if submit:
@@ -137,9 +137,9 @@ def cmd_run(spec_file, submit, output_dir, as_json):
     summary['wall_time_s'] = round(wall, 1)
     if as_json:
         echo_json(summary)
-        return
-    _print_summary(summary)
-    echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
+    else:
+        _print_summary(summary)
+        echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
     if not node.is_finished_ok:
         raise SystemExit(1)
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import click
 from aiida.cmdline.groups import VerdiCommandGroup
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail, load_profile_or_fail
+from aiida_sianode.cli.root import (
+    JSON_OPTION,
+    cmd_root,
+    echo_info,
+    echo_json,
+    echo_table,
+    fail,
+    load_code_or_fail,
+    load_profile_or_fail,
+)
 
 DEFAULT_CODE = 'sianode-explore@localhost'
 ENSEMBLE_CHOICES = ('nvt', 'npt', 'nvt_langevin', 'nvt_nose_hoover', 'nvt_bussi', 'npt_isotropic', 'npt_anisotropic')
@@ -188,8 +197,6 @@ def cmd_explore_run(
     stop reason, the frames and the fractions of accurate / candidate / failed frames, then the totals. Exits 1 when
     no run produced a frame.
     """
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
 
@@ -199,13 +206,7 @@ def cmd_explore_run(
     profile = load_profile_or_fail(as_json)
     if pressures and ensembles and not any(name.startswith('npt') for name in ensembles):
         fail('--pressure is only used by NPT runs: add --ensemble npt', as_json)
-    try:
-        code = orm.load_code(code_label)
-    except (NotExistent, MultipleObjectsError, ValueError):
-        fail(
-            f'code `{code_label}` not found in profile `{profile.name}`: run `aiida-sianode setup` or pass --code',
-            as_json,
-        )
+    code = load_code_or_fail(code_label, as_json)
     if submit and profile.process_control_backend is None:
         fail(f'--submit needs a profile with a broker; `{profile.name}` has none: run without --submit', as_json)
     committee = load_committee(committee_ids, as_json)

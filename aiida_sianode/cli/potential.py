@@ -5,17 +5,12 @@ from __future__ import annotations
 import click
 from aiida.cmdline.utils import decorators
 
+from aiida_sianode.analysis.metrics import ERROR_METRIC_KEYS
 from aiida_sianode.cli.dataset import _describe_level_of_theory, load_typed_node
 from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
 
-METRIC_COLUMNS = [
-    'split',
-    'rmse_e_per_atom_mev',
-    'mae_e_per_atom_mev',
-    'rmse_f_mev_a',
-    'mae_f_mev_a',
-    'rmse_stress_mev_a3',
-]
+#: the table of a potential's errors: its split and the training engine's error metrics, without the stress MAE
+METRIC_COLUMNS = ['split', *ERROR_METRIC_KEYS[:5]]
 
 
 @cmd_root.group('potential')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, fail
+from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, fail, load_code_or_fail
 
 #: What each material starts from: a random cell of this element and density (g/cm^3), atoms at least
 #: ``min_distance`` Å apart, and the default classical potential.
@@ -105,9 +105,7 @@ def cmd_presample(
     The work chain runs here, in this process, on the current profile; `aiida-sianode setup` creates the
     `lammps@localhost` code.
     """
-    from aiida import orm
     from aiida.cmdline.utils.decorators import load_backend_if_not_loaded
-    from aiida.common.exceptions import NotExistent
     from aiida.engine import run_get_node
 
     from aiida_sianode.protocols import ProtocolError
@@ -126,10 +124,7 @@ def cmd_presample(
         fail(f'cannot build the starting cell: {exception}', as_json)
 
     load_backend_if_not_loaded()
-    try:
-        code = orm.load_code(code_label)
-    except (NotExistent, ValueError) as exception:
-        fail(f'cannot load the LAMMPS code `{code_label}` ({exception}); run `aiida-sianode setup` first', as_json)
+    code = load_code_or_fail(code_label, as_json)
 
     overrides = {'seed': seed, 'snapshots': snapshots}
     if quench_rate is not None:

@@ -99,3 +99,16 @@ def load_profile_or_fail(as_json: bool = False):
         reason = str(exception).splitlines()[0]
         fail(f'no AiiDA profile could be loaded ({reason}); run `aiida-sianode setup` first', as_json)
     return profile
+
+
+def load_code_or_fail(label: str, as_json: bool = False, hint: str = 'run `aiida-sianode setup` or pass --code'):
+    """Return the code ``label`` (``name@computer``), or stop with a message naming it and ``hint``."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        return orm.load_code(label)
+    except NotExistent:
+        fail(f'code `{label}` not found: {hint}', as_json)
+    except (MultipleObjectsError, ValueError) as exception:
+        fail(f'code `{label}` cannot be loaded ({exception}): {hint}', as_json)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail
+from aiida_sianode.selection.strategies import STRATEGIES
 
-STRATEGY_CHOICES = ('trust', 'maxvol', 'direct', 'random')
+STRATEGY_CHOICES = tuple(STRATEGIES)
 
 
 def _load_node(identifier: str, what: str, as_json: bool):
@@ -24,8 +25,13 @@ def _load_node(identifier: str, what: str, as_json: bool):
 @click.option(
     '-s', '--strategy', type=click.Choice(STRATEGY_CHOICES), default='trust', show_default=True, help='How to pick.'
 )
-@click.option('--lower', type=float, default=None, help='Lower trust level, eV/Å (default 0.05).')
-@click.option('--upper', type=float, default=None, help='Upper trust level, eV/Å: frames at or above it failed (0.25).')
+@click.option('--lower', type=float, default=None, help="Lower trust level, eV/Å (default: the campaign protocol's).")
+@click.option(
+    '--upper',
+    type=float,
+    default=None,
+    help="Upper trust level, eV/Å: frames at or above it failed (default: the campaign protocol's).",
+)
 @click.option('--max-per-run', type=click.IntRange(min=0), default=None, help='At most this many frames per run.')
 @click.option('--max-total', type=click.IntRange(min=0), default=None, help='At most this many frames in all.')
 @click.option('--potential', default=None, metavar='PK', help='PotentialData whose MACE features describe frames.')

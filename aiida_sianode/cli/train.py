@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail, load_profile_or_fail
+from aiida_sianode.cli.root import (
+    JSON_OPTION,
+    cmd_root,
+    echo_info,
+    echo_json,
+    echo_table,
+    fail,
+    load_code_or_fail,
+    load_profile_or_fail,
+)
 
 DEFAULT_CODE = 'sianode-train@localhost'
 
@@ -131,8 +140,6 @@ def cmd_train(dataset_id, committee_size, protocol, test_id, overrides, code_lab
     components (meV/Å) on each split, their mean ± std over members, and the error of the committee-mean prediction
     on the test frames. Exits 1 when no member trained.
     """
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
 
@@ -147,14 +154,7 @@ def cmd_train(dataset_id, committee_size, protocol, test_id, overrides, code_lab
         fail(exception.format_message(), as_json)
 
     profile = load_profile_or_fail(as_json)
-    try:
-        code = orm.load_code(code_label)
-    except (NotExistent, MultipleObjectsError, ValueError):
-        fail(
-            f'code `{code_label}` not found in profile `{profile.name}`: run `aiida-sianode setup` to create '
-            f'{DEFAULT_CODE}, or pass --code',
-            as_json,
-        )
+    code = load_code_or_fail(code_label, as_json, f'run `aiida-sianode setup` to create {DEFAULT_CODE}, or pass --code')
     if submit and profile.process_control_backend is None:
         fail(f'--submit needs a profile with a broker; `{profile.name}` has none: run without --submit', as_json)
     dataset = load_typed_node(dataset_id, DatasetData, 'dataset', as_json)

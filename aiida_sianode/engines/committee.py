@@ -19,7 +19,6 @@ from collections.abc import Sequence
 import numpy as np
 
 #: names of the three trust classes, in the order of increasing deviation
-TRUST_CLASSES = ('accurate', 'candidate', 'failed')
 
 
 def atomic_force_deviation(forces: np.ndarray) -> np.ndarray:
@@ -41,30 +40,17 @@ def energy_deviation_per_atom(energies: Sequence[float], natoms: int) -> float:
     return float(np.std(np.asarray(energies, dtype=float) / natoms))
 
 
-def classify_deviations(deviations: Sequence[float], lower: float, upper: float) -> np.ndarray:
-    """Return the trust class of every max force deviation: 0 accurate (``< lower``), 1 candidate
-    (``lower <= d < upper``), 2 failed (``>= upper``). Non-finite deviations count as failed."""
-    if not 0 <= lower < upper:
-        raise ValueError(f'trust levels must satisfy 0 <= lower < upper, got lower={lower} upper={upper}')
-    values = np.asarray(deviations, dtype=float)
-    classes = np.where(values < lower, 0, np.where(values < upper, 1, 2))
-    classes[~np.isfinite(values)] = 2
-    return classes.astype(int)
-
-
 def count_trust_levels(deviations: Sequence[float], lower: float, upper: float) -> dict:
     """Return ``{'frames', 'accurate', 'candidate', 'failed', 'accurate_fraction', 'candidate_fraction',
     'failed_fraction'}`` for a sequence of max force deviations and the two trust levels (eV/Å).
 
-    Fractions are 0 when there are no frames."""
-    classes = classify_deviations(deviations, lower, upper)
-    total = int(classes.size)
-    result: dict = {'frames': total}
-    for index, name in enumerate(TRUST_CLASSES):
-        count = int((classes == index).sum())
-        result[name] = count
-        result[f'{name}_fraction'] = count / total if total else 0.0
-    return result
+    The classes are :func:`aiida_sianode.selection.trust.classify_frames`'s (non-finite deviations fail);
+    fractions are 0 when there are no frames."""
+    from aiida_sianode.selection.trust import class_counts, class_fractions, classify_frames
+
+    classes = classify_frames(deviations, lower, upper)
+    fractions = {f'{name}_fraction': value for name, value in class_fractions(classes).items()}
+    return {'frames': int(classes.size), **class_counts(classes), **fractions}
 
 
 def load_committee_calculator(model_paths: Sequence[str], device: str = 'cpu', default_dtype: str = 'float64'):

@@ -39,6 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from aiida_sianode.campaign_spec import default_trust_levels
+from aiida_sianode.structures.common import minimum_distance
+
 #: the ensembles and the ASE integrator behind each
 ENSEMBLES = {
     'nvt_langevin': 'ase.md.langevin.Langevin',
@@ -50,7 +53,6 @@ ENSEMBLES = {
 #: short names accepted for ``ensemble``
 ENSEMBLE_ALIASES = {'nvt': 'nvt_langevin', 'npt': 'npt_isotropic'}
 #: every ``stop_reason`` the engine writes
-STOP_REASONS = ('completed', 'uncertainty', 'min_distance', 'nan', 'temperature')
 #: stop reasons of a physically broken run
 PHYSICAL_STOPS = ('min_distance', 'nan', 'temperature')
 #: largest pressure magnitude accepted (GPa; 10 GPa = 100 kbar)
@@ -58,6 +60,9 @@ MAX_PRESSURE_GPA = 10.0
 
 FRAMES_FILENAME = 'frames.extxyz'
 RESULTS_FILENAME = 'results.json'
+
+#: the default trust levels (eV/Å): the campaign protocol's, one source for every layer
+_LOWER_TRUST, _UPPER_TRUST = default_trust_levels()
 
 #: every parameter with its default (``None``: derived from other parameters, see :func:`validate_parameters`)
 DEFAULT_PARAMETERS: dict[str, Any] = {
@@ -72,8 +77,8 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     'friction_per_fs': 0.01,  # Langevin friction, 1/fs
     'thermostat_time_fs': None,  # Nose-Hoover chain / Bussi time constant; None: 100 timesteps
     'barostat_time_fs': None,  # MTK barostat time constant; None: 1000 timesteps
-    'force_deviation_lower': 0.05,  # eV/Å, only for the counts in results.json
-    'force_deviation_upper': 0.25,  # eV/Å, the early-stop threshold
+    'force_deviation_lower': _LOWER_TRUST,  # eV/Å, only for the counts in results.json
+    'force_deviation_upper': _UPPER_TRUST,  # eV/Å, the early-stop threshold
     'uncertainty_patience': 3,  # consecutive samples >= upper before stopping
     'min_distance': 0.5,  # Å
     'max_temperature_factor': 5.0,
@@ -265,17 +270,6 @@ def set_target_temperature(dynamics, temperature: float) -> None:
             dynamics._temperature_K = temperature
 
 
-def min_interatomic_distance(atoms, cutoff: float) -> float:
-    """Return the shortest interatomic distance (Å, periodic images included) when it is below ``cutoff``, else
-    ``inf``."""
-    from ase.neighborlist import neighbor_list
-
-    if len(atoms) < 2 or cutoff <= 0:
-        return math.inf
-    distances = neighbor_list('d', atoms, cutoff, self_interaction=False)
-    return float(distances.min()) if distances.size else math.inf
-
-
 def check_physical(atoms, energy: float, forces: np.ndarray, params: Mapping[str, Any]) -> tuple[str | None, str]:
     """Return ``(stop_reason, message)`` when the frame is physically broken, ``(None, '')`` otherwise.
 
@@ -289,7 +283,7 @@ def check_physical(atoms, energy: float, forces: np.ndarray, params: Mapping[str
     limit = params['max_temperature_factor'] * max(params['temperature'], params['temperature_end'])
     if not math.isfinite(temperature) or temperature > limit:
         return 'temperature', f'the temperature reached {temperature:.1f} K, above the limit of {limit:.1f} K'
-    distance = min_interatomic_distance(atoms, params['min_distance'])
+    distance = minimum_distance(atoms, params['min_distance']) if params['min_distance'] > 0 else math.inf
     if distance < params['min_distance']:
         return 'min_distance', f'two atoms came {distance:.3f} Å apart, closer than {params["min_distance"]} Å'
     return None, ''

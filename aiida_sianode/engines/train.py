@@ -46,6 +46,15 @@ from typing import Any
 
 import numpy as np
 
+from aiida_sianode.analysis.metrics import error_metrics, predict_frames
+from aiida_sianode.engines.train_parameters import (  # noqa: F401  (the engine's parameter API)
+    DEFAULT_PARAMETERS,
+    PARAMETER_SPECS,
+    TrainingInputError,
+    check_parameters,
+    resolve_parameters,
+)
+
 #: Name of the run inside mace: the model file is ``<MODEL_NAME>.model``.
 MODEL_NAME = 'mace'
 MODEL_FILENAME = 'mace.model'
@@ -64,82 +73,6 @@ STATUS_OUT_OF_MEMORY = 'out_of_memory'
 STATUS_INVALID_INPUT = 'invalid_input'
 STATUS_ERROR = 'error'
 
-DEFAULT_PARAMETERS: dict[str, Any] = {
-    'seed': 0,
-    'r_max': 5.0,
-    'num_channels': 32,
-    'max_L': 1,
-    'correlation': 3,
-    'num_interactions': 2,
-    'num_radial_basis': 8,
-    'E0s': 'average',
-    'energy_weight': 1.0,
-    'forces_weight': 100.0,
-    'stress_weight': 1.0,
-    'batch_size': 10,
-    'valid_batch_size': 10,
-    'lr': 0.01,
-    'weight_decay': 5e-7,
-    'scheduler_patience': 50,
-    'clip_grad': 10.0,
-    'ema': False,
-    'ema_decay': 0.99,
-    'max_num_epochs': 200,
-    'patience': 50,
-    'stage_two': False,
-    'stage_two_start': None,
-    'stage_two_energy_weight': 1000.0,
-    'stage_two_forces_weight': 100.0,
-    'stage_two_stress_weight': 10.0,
-    'stage_two_lr': 0.001,
-    'default_dtype': 'float64',
-    'device': 'cpu',
-    'bootstrap': False,
-    'subsample_fraction': 1.0,
-    'subsample_seed': None,
-}
-
-#: name -> (kind, rule); kinds: int, float, bool, choice, e0s, seed; rules: 'positive', 'non_negative', a range
-#: ``(low, high)`` inclusive, or the allowed values of a choice.
-PARAMETER_SPECS: dict[str, tuple[str, Any]] = {
-    'seed': ('int', 'non_negative'),
-    'r_max': ('float', 'positive'),
-    'num_channels': ('int', 'positive'),
-    'max_L': ('int', (0, 3)),
-    'correlation': ('int', (1, 4)),
-    'num_interactions': ('int', (1, 4)),
-    'num_radial_basis': ('int', 'positive'),
-    'E0s': ('e0s', None),
-    'energy_weight': ('float', 'non_negative'),
-    'forces_weight': ('float', 'non_negative'),
-    'stress_weight': ('float', 'non_negative'),
-    'batch_size': ('int', 'positive'),
-    'valid_batch_size': ('int', 'positive'),
-    'lr': ('float', 'positive'),
-    'weight_decay': ('float', 'non_negative'),
-    'scheduler_patience': ('int', 'positive'),
-    'clip_grad': ('float', 'positive'),
-    'ema': ('bool', None),
-    'ema_decay': ('float', (0.0, 1.0)),
-    'max_num_epochs': ('int', 'positive'),
-    'patience': ('int', 'positive'),
-    'stage_two': ('bool', None),
-    'stage_two_start': ('epoch', None),
-    'stage_two_energy_weight': ('float', 'non_negative'),
-    'stage_two_forces_weight': ('float', 'non_negative'),
-    'stage_two_stress_weight': ('float', 'non_negative'),
-    'stage_two_lr': ('float', 'positive'),
-    'default_dtype': ('choice', ('float32', 'float64')),
-    'device': ('choice', ('cpu', 'cuda')),
-    'bootstrap': ('bool', None),
-    'subsample_fraction': ('float', (1e-9, 1.0)),
-    'subsample_seed': ('seed', None),
-}
-
-
-class TrainingInputError(ValueError):
-    """Raised when the parameters or the training files cannot be used; the message names the problem."""
-
 
 class NonFiniteLossError(RuntimeError):
     """Raised inside mace's training loop when a loss is NaN or infinite."""
@@ -147,98 +80,6 @@ class NonFiniteLossError(RuntimeError):
 
 class _PatienceExhausted(Exception):
     """Raised inside mace's training loop to stop it when the validation loss stopped improving."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-
-
-def _check_value(name: str, value, kind: str, rule) -> str | None:
-    """Return an error message for ``value`` of parameter ``name``, or ``None`` when it is acceptable."""
-    if kind == 'bool':
-        return None if isinstance(value, bool) else f'`{name}` must be true or false, got {value!r}'
-    if kind == 'choice':
-        return None if value in rule else f'`{name}` must be one of {", ".join(rule)}, got {value!r}'
-    if kind == 'seed':
-        if value is None or (_is_int(value) and value >= 0):
-            return None
-        return f'`{name}` must be a non-negative integer or null, got {value!r}'
-    if kind == 'epoch':
-        if value is None or (_is_int(value) and value >= 1):
-            return None
-        return f'`{name}` must be a positive integer (an epoch) or null, got {value!r}'
-    if kind == 'e0s':
-        if value == 'average':
-            return None
-        if isinstance(value, dict) and value:
-            from ase.data import atomic_numbers
-
-            for symbol, energy in value.items():
-                if symbol not in atomic_numbers:
-                    return f'`E0s` keys must be chemical symbols, got {symbol!r}'
-                if not _is_number(energy) or not math.isfinite(energy):
-                    return f'`E0s[{symbol}]` must be a finite energy in eV, got {energy!r}'
-            return None
-        return f"`E0s` must be 'average' or a dict of isolated-atom energies in eV per element, got {value!r}"
-    if kind == 'int' and not _is_int(value):
-        return f'`{name}` must be an integer, got {value!r}'
-    if kind == 'float' and (not _is_number(value) or not math.isfinite(value)):
-        return f'`{name}` must be a finite number, got {value!r}'
-    if rule == 'positive' and value <= 0:
-        return f'`{name}` must be positive, got {value!r}'
-    if rule == 'non_negative' and value < 0:
-        return f'`{name}` must not be negative, got {value!r}'
-    if isinstance(rule, tuple) and not rule[0] <= value <= rule[1]:
-        return f'`{name}` must lie in [{rule[0]}, {rule[1]}], got {value!r}'
-    return None
-
-
-def check_parameters(parameters: dict) -> str | None:
-    """Return a message naming every problem of the training ``parameters``, or ``None`` when they are valid.
-
-    Unknown keys are refused; the known ones are listed in :data:`PARAMETER_SPECS`.
-    """
-    if not isinstance(parameters, dict):
-        return f'the training parameters must be a dict, got {type(parameters).__name__}'
-    problems = []
-    unknown = sorted(set(parameters) - set(PARAMETER_SPECS))
-    if unknown:
-        problems.append(f'unknown parameter(s) {", ".join(unknown)}; known: {", ".join(sorted(PARAMETER_SPECS))}')
-    for name, value in parameters.items():
-        if name in PARAMETER_SPECS:
-            kind, rule = PARAMETER_SPECS[name]
-            problem = _check_value(name, value, kind, rule)
-            if problem:
-                problems.append(problem)
-    merged = {**DEFAULT_PARAMETERS, **parameters}
-    if not problems and merged['energy_weight'] == 0 and merged['forces_weight'] == 0:
-        problems.append('`energy_weight` and `forces_weight` cannot both be zero')
-    start = merged['stage_two_start']
-    if not problems and merged['stage_two'] and start is not None and start >= merged['max_num_epochs']:
-        problems.append(f'`stage_two_start` ({start}) must be below `max_num_epochs` ({merged["max_num_epochs"]})')
-    return '; '.join(problems) if problems else None
-
-
-def resolve_parameters(parameters: dict | None) -> dict:
-    """Return the full parameter set: :data:`DEFAULT_PARAMETERS` updated with ``parameters``, after checking them.
-
-    :raises TrainingInputError: when :func:`check_parameters` finds a problem.
-    """
-    parameters = dict(parameters or {})
-    problem = check_parameters(parameters)
-    if problem:
-        raise TrainingInputError(problem)
-    resolved = {**DEFAULT_PARAMETERS, **parameters}
-    if resolved['subsample_seed'] is None:
-        resolved['subsample_seed'] = resolved['seed']
-    if resolved['stage_two'] and resolved['stage_two_start'] is None:
-        # mace's own default: the last quarter of the epochs
-        resolved['stage_two_start'] = max(1, resolved['max_num_epochs'] // 4 * 3)
-    return resolved
 
 
 def read_frames(path: str | pathlib.Path, split: str) -> list:
@@ -437,83 +278,6 @@ def _monitored_mace(monitor: _LossMonitor):
         root.filters.clear()
         root.setLevel(level)
         torch.set_default_dtype(default_dtype)
-
-
-def _errors(predicted: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    difference = np.asarray(predicted, dtype=float) - np.asarray(reference, dtype=float)
-    return float(np.sqrt(np.mean(difference**2))), float(np.mean(np.abs(difference)))
-
-
-def predict_frames(calculator, frames: Sequence) -> dict[str, np.ndarray]:
-    """Evaluate ``frames`` with ``calculator``; return reference and predicted values as flat arrays.
-
-    Keys: ``natoms`` (n_frames), ``energy_ref`` / ``energy_pred`` (eV, n_frames), ``forces_ref`` / ``forces_pred``
-    (eV/Å, all atoms of all frames stacked, (sum natoms, 3)), ``stress_ref`` / ``stress_pred`` (Voigt-6, eV/Å^3,
-    (n_frames, 6), NaN rows for frames without a reference stress or a periodic cell).
-    """
-    natoms, energy_ref, energy_pred, forces_ref, forces_pred = [], [], [], [], []
-    stress_ref = np.full((len(frames), 6), np.nan)
-    stress_pred = np.full((len(frames), 6), np.nan)
-    for index, frame in enumerate(frames):
-        atoms = frame.copy()
-        atoms.calc = calculator
-        natoms.append(len(atoms))
-        energy_ref.append(float(frame.info['REF_energy']))
-        energy_pred.append(float(atoms.get_potential_energy()))
-        forces_ref.append(np.asarray(frame.arrays['REF_forces'], dtype=float))
-        forces_pred.append(np.asarray(atoms.get_forces(), dtype=float))
-        reference_stress = frame.info.get('REF_stress')
-        if reference_stress is not None and atoms.pbc.all():
-            reference_stress = np.asarray(reference_stress, dtype=float).reshape(-1)
-            if reference_stress.shape == (9,):
-                from ase.stress import full_3x3_to_voigt_6_stress
-
-                reference_stress = full_3x3_to_voigt_6_stress(reference_stress.reshape(3, 3))
-            stress_ref[index] = reference_stress
-            stress_pred[index] = atoms.get_stress(voigt=True)
-    return {
-        'natoms': np.asarray(natoms, dtype=int),
-        'energy_ref': np.asarray(energy_ref),
-        'energy_pred': np.asarray(energy_pred),
-        'forces_ref': np.concatenate(forces_ref).reshape(-1, 3),
-        'forces_pred': np.concatenate(forces_pred).reshape(-1, 3),
-        'stress_ref': stress_ref,
-        'stress_pred': stress_pred,
-    }
-
-
-def error_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Return the error metrics of :func:`predict_frames` output, in meV units.
-
-    Keys: ``n_frames``, ``n_atoms``, ``rmse_e_per_atom_mev``, ``mae_e_per_atom_mev`` (error of the energy
-    per atom, one value per frame), ``rmse_f_mev_a``, ``mae_f_mev_a`` (over every Cartesian force
-    component), and when any frame has a reference stress ``n_frames_with_stress``, ``rmse_stress_mev_a3``,
-    ``mae_stress_mev_a3`` (over the six Voigt components).
-    """
-    natoms = np.asarray(predictions['natoms'], dtype=float)
-    energy_rmse, energy_mae = _errors(predictions['energy_pred'] / natoms, predictions['energy_ref'] / natoms)
-    forces_rmse, forces_mae = _errors(predictions['forces_pred'], predictions['forces_ref'])
-    metrics = {
-        'n_frames': len(natoms),
-        'n_atoms': int(natoms.sum()),
-        'rmse_e_per_atom_mev': 1000 * energy_rmse,
-        'mae_e_per_atom_mev': 1000 * energy_mae,
-        'rmse_f_mev_a': 1000 * forces_rmse,
-        'mae_f_mev_a': 1000 * forces_mae,
-    }
-    with_stress = ~np.isnan(predictions['stress_ref']).any(axis=1)
-    if with_stress.any():
-        stress_rmse, stress_mae = _errors(
-            predictions['stress_pred'][with_stress], predictions['stress_ref'][with_stress]
-        )
-        metrics.update(
-            {
-                'n_frames_with_stress': int(with_stress.sum()),
-                'rmse_stress_mev_a3': 1000 * stress_rmse,
-                'mae_stress_mev_a3': 1000 * stress_mae,
-            }
-        )
-    return metrics
 
 
 def _all_finite(metrics: dict) -> bool:

@@ -7,7 +7,9 @@ Plain numpy / scikit-learn kernels, no AiiDA (the calcfunction lives in :mod:`ai
 * :mod:`~aiida_sianode.selection.direct`: DIRECT sampling (PCA + BIRCH + stratified picks);
 * :mod:`~aiida_sianode.selection.random`: the seeded random baseline;
 * :mod:`~aiida_sianode.selection.dedup`: removal of near-identical frames;
-* :mod:`~aiida_sianode.selection.descriptors`: per-atom MACE descriptors, a model-free radial fallback, pooling.
+* :mod:`~aiida_sianode.selection.descriptors`: per-atom MACE descriptors, a model-free radial fallback, pooling;
+* :mod:`~aiida_sianode.selection.strategies`: the table of strategies (each orders a pool of frames);
+* :mod:`~aiida_sianode.selection.report`: the report of one selection.
 """
 
 from aiida_sianode.selection.dedup import deduplicate, select_distinct

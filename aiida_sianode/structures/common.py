@@ -10,8 +10,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, atomic_numbers
+from ase.data import atomic_numbers
 from scipy.spatial import cKDTree
+
+# One coordination count for the whole package (builders re-use the analysis one; it handles open boundaries too).
+from aiida_sianode.analysis.structure import coordination_numbers  # noqa: F401
 
 #: 1 amu/Å^3 in g/cm^3.
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
@@ -108,12 +111,6 @@ def mass_density(atoms: Atoms, volume: float | None = None) -> float:
     return float(atoms.get_masses().sum() / volume * AMU_PER_A3_TO_G_PER_CM3)
 
 
-def atoms_for_density(symbol: str, density: float, volume: float) -> int:
-    """Number of ``symbol`` atoms that give ``density`` g/cm^3 in ``volume`` Å^3 (rounded)."""
-    mass = atomic_masses[atomic_numbers[symbol]]
-    return round(density / AMU_PER_A3_TO_G_PER_CM3 * volume / mass)
-
-
 def volume_for_density(mass_amu: float, density: float) -> float:
     """Volume in Å^3 that holds ``mass_amu`` at ``density`` g/cm^3."""
     return mass_amu * AMU_PER_A3_TO_G_PER_CM3 / density
@@ -158,12 +155,6 @@ def minimum_distance_between(atoms: Atoms, group_a, group_b, cutoff: float = 6.0
     group_b = np.asarray(group_b, bool)
     mask = group_a[i] & group_b[j]
     return float(distances[mask].min()) if mask.any() else math.inf
-
-
-def coordination_numbers(atoms: Atoms, cutoff: float) -> np.ndarray:
-    """Number of neighbours of each atom within ``cutoff`` Å."""
-    i, _, _ = _pairs(atoms, cutoff)
-    return np.bincount(i, minlength=len(atoms))
 
 
 # ---------------------------------------------------------------------------------------------------------------

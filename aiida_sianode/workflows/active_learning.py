@@ -23,61 +23,33 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import WorkflowFactory
 
+from aiida_sianode.analysis.campaign import summarise_metrics, wall_time
+from aiida_sianode.campaign_spec import LABELERS, PROTOCOL_FILE, validate_settings
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
+from aiida_sianode.protocols import ProtocolMixin
 from aiida_sianode.workflows.explore import ExploreWorkChain, _as_structure_dict
 from aiida_sianode.workflows.select import select_from_exploration
-from aiida_sianode.workflows.select import validate_parameters as validate_selection_parameters
 from aiida_sianode.workflows.train import TrainCommitteeWorkChain
 
-LABELER_ENTRY_POINTS = {name: f'sianode.label.{name}' for name in ('gpaw', 'xtb', 'vasp', 'castep')}
-
-#: The campaign's selection defaults; any key of :data:`aiida_sianode.workflows.select.DEFAULT_PARAMETERS` may be set.
-DEFAULT_SELECTION = {'strategy': 'trust', 'lower': 0.05, 'upper': 0.5, 'max_per_run': 2, 'max_total': 10, 'seed': 0}
-DEFAULT_CONVERGENCE = {
-    'accurate_fraction': 0.99,
-    'max_iterations': 3,
-    'max_labels': 100,
-    'max_failed_label_fraction': 0.5,
-}
-DEFAULT_DATASET = {'valid_fraction': 0.1, 'seed': 0, 'allow_mixed': False}
+LABELER_ENTRY_POINTS = {name: f'sianode.label.{name}' for name in LABELERS}
+SECTIONS = ('selection', 'convergence', 'dataset')
 
 
-def _validate_selection(value, _ctx):
-    if value is None:
+def _settings_validator(section: str):
+    """Return the port validator of one settings section: the campaign protocol's defaults updated with the
+    given keys must pass the section's pydantic model (:data:`aiida_sianode.campaign_spec.SETTINGS_MODELS`)."""
+
+    def validator(value, _ctx):
+        if value is None:
+            return None
+        try:
+            validate_settings(section, value.get_dict())
+        except ValueError as error:
+            return str(error)
         return None
-    try:
-        validate_selection_parameters({**DEFAULT_SELECTION, **value.get_dict()})
-    except ValueError as error:
-        return str(error)
-    return None
 
-
-def _validate_convergence(value, _ctx):
-    if value is None:
-        return None
-    unknown = set(value.get_dict()) - set(DEFAULT_CONVERGENCE)
-    if unknown:
-        return (
-            f'unknown convergence keys: {", ".join(sorted(unknown))}; known: {", ".join(sorted(DEFAULT_CONVERGENCE))}'
-        )
-    data = {**DEFAULT_CONVERGENCE, **value.get_dict()}
-    if not 0 < data['accurate_fraction'] <= 1:
-        return f'accurate_fraction must be in (0, 1], got {data["accurate_fraction"]}'
-    if not 0 <= data['max_failed_label_fraction'] <= 1:
-        return f'max_failed_label_fraction must be in [0, 1], got {data["max_failed_label_fraction"]}'
-    if data['max_iterations'] < 1 or data['max_labels'] < 1:
-        return 'max_iterations and max_labels must be at least 1'
-    return None
-
-
-def _validate_dataset(value, _ctx):
-    if value is None:
-        return None
-    unknown = set(value.get_dict()) - set(DEFAULT_DATASET)
-    if unknown:
-        return f'unknown dataset keys: {", ".join(sorted(unknown))}; known: {", ".join(sorted(DEFAULT_DATASET))}'
-    return None
+    return validator
 
 
 def _validate_labeler(value, _ctx):
@@ -86,8 +58,10 @@ def _validate_labeler(value, _ctx):
     return None
 
 
-class ActiveLearningWorkChain(WorkChain):
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """An active-learning campaign: grow a DFT training set until a MACE committee explores it with confidence."""
+
+    _protocol_file = PROTOCOL_FILE
 
     @classmethod
     def define(cls, spec):
@@ -140,22 +114,22 @@ class ActiveLearningWorkChain(WorkChain):
             'selection',
             valid_type=orm.Dict,
             required=False,
-            validator=_validate_selection,
-            help=f'Selection settings; defaults {DEFAULT_SELECTION}.',
+            validator=_settings_validator('selection'),
+            help='Selection settings; defaults in protocols/active_learning.yaml.',
         )
         spec.input(
             'convergence',
             valid_type=orm.Dict,
             required=False,
-            validator=_validate_convergence,
-            help=f'Stopping criteria; defaults {DEFAULT_CONVERGENCE}.',
+            validator=_settings_validator('convergence'),
+            help='Stopping criteria; defaults in protocols/active_learning.yaml.',
         )
         spec.input(
             'dataset',
             valid_type=orm.Dict,
             required=False,
-            validator=_validate_dataset,
-            help=f'Training-set settings; defaults {DEFAULT_DATASET}.',
+            validator=_settings_validator('dataset'),
+            help='Training-set settings; defaults in protocols/active_learning.yaml.',
         )
         spec.inputs.validator = cls.validate_inputs
 
@@ -164,9 +138,11 @@ class ActiveLearningWorkChain(WorkChain):
             if_(cls.should_label_initial)(
                 cls.label_initial,
                 cls.inspect_labels,
+                cls.grow_training_set,
                 cls.close_iteration,
             ),
             while_(cls.should_iterate)(
+                cls.start_iteration,
                 if_(cls.should_train)(
                     cls.train,
                     cls.inspect_train,
@@ -177,6 +153,7 @@ class ActiveLearningWorkChain(WorkChain):
                     cls.select,
                     cls.label_selected,
                     cls.inspect_labels,
+                    cls.grow_training_set,
                 ),
                 cls.close_iteration,
             ),
@@ -250,8 +227,10 @@ class ActiveLearningWorkChain(WorkChain):
         :param protocol: protocol of the labels, and of training and MD unless ``train_protocol`` /
             ``explore_protocol`` say otherwise.
         :param explore_structures: starting structures of the explorations; default ``structures``.
-        :param selection: selection settings over :data:`DEFAULT_SELECTION`; ``lower`` and ``upper`` are also the
-            trust levels the explorations classify frames with.
+        :param protocol: also the campaign protocol (``protocols/active_learning.yaml``) whose ``selection``,
+            ``convergence`` and ``dataset`` settings the given ones update.
+        :param selection: selection settings (any key of :class:`aiida_sianode.campaign_spec.SelectionSettings`);
+            ``lower`` and ``upper`` are also the trust levels the explorations classify frames with.
         :param training_set: start from this training set (and ``potentials``, its committee) instead of labeling.
         :raises ValueError: unknown labeler, protocol or override key, or impossible settings, before anything runs.
         """
@@ -289,10 +268,15 @@ class ActiveLearningWorkChain(WorkChain):
             overrides=train_overrides,
             committee_size=committee_size,
         )
-        builder.train = {key: value for key, value in train._data.items() if key not in ('dataset', 'test_dataset')}
+        train.pop('dataset', None)
+        train.pop('test_dataset', None)
+        builder.train = train
 
-        selection = {**DEFAULT_SELECTION, **(selection or {})}
-        validate_selection_parameters(selection)
+        settings = {
+            section: validate_settings(section, values, protocol)
+            for section, values in (('selection', selection), ('convergence', convergence), ('dataset', dataset))
+        }
+        selection = settings['selection']
         explore = ExploreWorkChain.get_builder_from_protocol(
             explore_code,
             None,
@@ -304,37 +288,21 @@ class ActiveLearningWorkChain(WorkChain):
                 'upper_trust': selection['upper'],
             },
         )
-        builder.explore = {
-            key: value for key, value in explore._data.items() if key not in ('structures', 'potentials')
-        }
-        builder.selection = orm.Dict(selection)
-        convergence = {**DEFAULT_CONVERGENCE, **(convergence or {})}
-        builder.convergence = orm.Dict(convergence)
-        problem = _validate_convergence(builder.convergence, None)
-        if problem:
-            raise ValueError(problem)
-        builder.dataset = orm.Dict({**DEFAULT_DATASET, **(dataset or {})})
-        problem = _validate_dataset(builder.dataset, None)
-        if problem:
-            raise ValueError(problem)
+        explore.pop('structures', None)
+        explore.pop('potentials', None)
+        builder.explore = explore
+        for section, values in settings.items():
+            builder[section] = orm.Dict(values)
         return builder
 
     # ------------------------------------------------------------------------------------------------- outline steps
 
     def setup(self):
         """Read the settings into the context and start the iteration table."""
-        self.ctx.selection = {
-            **DEFAULT_SELECTION,
-            **(self.inputs.selection.get_dict() if 'selection' in self.inputs else {}),
-        }
-        self.ctx.convergence = {
-            **DEFAULT_CONVERGENCE,
-            **(self.inputs.convergence.get_dict() if 'convergence' in self.inputs else {}),
-        }
-        self.ctx.dataset_settings = {
-            **DEFAULT_DATASET,
-            **(self.inputs.dataset.get_dict() if 'dataset' in self.inputs else {}),
-        }
+        given = {section: self.inputs[section].get_dict() for section in SECTIONS if section in self.inputs}
+        self.ctx.selection = validate_settings('selection', given.get('selection'))
+        self.ctx.convergence = validate_settings('convergence', given.get('convergence'))
+        self.ctx.dataset_settings = validate_settings('dataset', given.get('dataset'))
         self.ctx.labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[self.inputs.label.labeler.value])
         self.ctx.training_set = self.inputs.get('training_set')
         self.ctx.potentials = dict(self.inputs.potentials) if self.inputs.get('potentials') else None
@@ -352,11 +320,10 @@ class ActiveLearningWorkChain(WorkChain):
     def label_initial(self):
         """Label every given structure."""
         structures = list(self.inputs.structures.items())
-        self.ctx.stage_started = 'label'
         return self._submit_labels(structures, config_type='initial')
 
     def inspect_labels(self):
-        """Keep the labels that succeeded, record the others, and grow (or create) the training set."""
+        """Record the labels that failed and keep those that succeeded; stop when too many of the batch failed."""
         succeeded, failed = [], []
         for process in self.ctx.get('labels', []):
             if process.is_finished_ok and 'label' in process.outputs:
@@ -373,11 +340,12 @@ class ActiveLearningWorkChain(WorkChain):
                     }
                 )
         total = len(succeeded) + len(failed)
+        self.ctx.new_labels = succeeded
         self.ctx.failed_labels.extend(failed)
         self.ctx.labels_used += total
         self.ctx.row['labels_added'] = len(succeeded)
         self.ctx.row['labels_failed'] = len(failed)
-        self.ctx.row['wall_time_label_s'] = _wall_time(self.ctx.get('labels', []))
+        self.ctx.row['wall_time_label_s'] = wall_time(self.ctx.get('labels', []))
         self.ctx.labels = []
         for entry in failed:
             self.report(
@@ -388,12 +356,17 @@ class ActiveLearningWorkChain(WorkChain):
         if total and len(failed) / total > allowed:
             self._store_partial()
             return self.exit_codes.ERROR_TOO_MANY_FAILED_LABELS.format(failed=len(failed), total=total, allowed=allowed)
-        if not succeeded:
-            if self.ctx.training_set is None:
-                return self.exit_codes.ERROR_NO_LABELS
-            return None
+        if not succeeded and self.ctx.training_set is None:
+            return self.exit_codes.ERROR_NO_LABELS
+        return None
 
+    def grow_training_set(self):
+        """Add the new labels to the training set (or create it), leaving out those of another level of theory."""
         from aiida_sianode.data.dataset import build_dataset
+
+        succeeded = self.ctx.new_labels
+        if not succeeded:
+            return None
 
         settings = self.ctx.dataset_settings
         if not settings['allow_mixed']:
@@ -415,17 +388,18 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.potentials = None  # the committee must be retrained on the grown set
         self.report(
             f'training set {self.ctx.training_set.pk}: {self.ctx.training_set.base.attributes.get("n_frames")} frames '
-            f'(+{len(succeeded)}, {len(failed)} failed)'
+            f'(+{len(succeeded)}, {self.ctx.row["labels_failed"]} failed)'
         )
         return None
 
     def should_iterate(self):
         """Go on until a stop reason is set."""
-        if self.ctx.stop_reason is not None:
-            return False
+        return self.ctx.stop_reason is None
+
+    def start_iteration(self):
+        """Count the iteration and start its row of the table."""
         self.ctx.iteration += 1
         self.ctx.row = self._new_row(self.ctx.iteration)
-        return True
 
     def should_train(self):
         """Train unless a committee for the current training set already exists (a given one, in iteration 1)."""
@@ -450,8 +424,8 @@ class ActiveLearningWorkChain(WorkChain):
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
         self.ctx.potentials = dict(node.outputs.potentials)
         metrics = node.outputs.metrics.get_dict()
-        self.ctx.row['wall_time_train_s'] = _wall_time([node])
-        self.ctx.row['committee_metrics'] = _summarise_metrics(metrics)
+        self.ctx.row['wall_time_train_s'] = wall_time([node])
+        self.ctx.row['committee_metrics'] = summarise_metrics(metrics)
         return None
 
     def explore(self):
@@ -479,7 +453,7 @@ class ActiveLearningWorkChain(WorkChain):
                 'failed_fraction': total['failed_fraction'],
                 'frames': total['frames'],
                 'stop_reasons': total.get('stop_reasons', {}),
-                'wall_time_explore_s': _wall_time([node]),
+                'wall_time_explore_s': wall_time([node]),
             }
         )
         convergence = self.ctx.convergence
@@ -611,19 +585,3 @@ def _link_label(text: str) -> str:
     """Return ``text`` as a valid link label (letters, digits and single underscores, at most 200 characters)."""
     cleaned = re.sub(r'[^A-Za-z0-9_]', '_', text)
     return re.sub(r'_+', '_', cleaned).strip('_')[:200]
-
-
-def _wall_time(processes) -> float:
-    """Return seconds from the first process's creation to the last one's last change (0 for none)."""
-    processes = list(processes)
-    if not processes:
-        return 0.0
-    start = min(process.ctime for process in processes)
-    end = max(process.mtime for process in processes)
-    return round((end - start).total_seconds(), 2)
-
-
-def _summarise_metrics(metrics: dict) -> dict:
-    """Keep the committee-level numbers of the training metrics for the iteration table."""
-    committee = metrics.get('committee', metrics)
-    return {key: value for key, value in committee.items() if not isinstance(value, dict | list)}

@@ -24,9 +24,10 @@ from aiida.engine import WorkChain, append_, calcfunction
 from aiida.plugins import DataFactory
 
 from aiida_sianode.calculations.explore import ExploreCalculation
+from aiida_sianode.campaign_spec import default_trust_levels
 from aiida_sianode.engines import explore as engine
 from aiida_sianode.engines.committee import count_trust_levels
-from aiida_sianode.protocols import ProtocolMixin
+from aiida_sianode.protocols import ProtocolMixin, recursive_merge
 
 PotentialData = DataFactory('sianode.potential')
 
@@ -283,13 +284,13 @@ class ExploreWorkChain(ProtocolMixin, WorkChain):
         spec.input(
             'lower_trust',
             valid_type=orm.Float,
-            default=lambda: orm.Float(0.05),
+            default=lambda: orm.Float(default_trust_levels()[0]),
             help='Lower trust level (eV/Å): frames below are accurate.',
         )
         spec.input(
             'upper_trust',
             valid_type=orm.Float,
-            default=lambda: orm.Float(0.25),
+            default=lambda: orm.Float(default_trust_levels()[1]),
             help='Upper trust level (eV/Å): frames at or above are failed; runs stop on it.',
         )
         spec.inputs.validator = validate_grid
@@ -316,6 +317,16 @@ class ExploreWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(
             400, 'ERROR_ALL_EXPLORATIONS_FAILED', message='None of the {count} explorations produced a frame: {reasons}'
         )
+
+    @classmethod
+    def get_protocol_inputs(cls, protocol: str | None = None, overrides: dict | None = None) -> dict:
+        """Return the protocol's inputs, with the trust levels of the campaign protocol unless the protocol sets
+        its own, then ``overrides`` merged over them (unknown keys refused)."""
+        inputs = super().get_protocol_inputs(protocol)
+        lower, upper = default_trust_levels()
+        inputs.setdefault('lower_trust', lower)
+        inputs.setdefault('upper_trust', upper)
+        return recursive_merge(inputs, overrides, strict=True) if overrides else inputs
 
     @classmethod
     def get_builder_from_protocol(

@@ -16,7 +16,6 @@ Python users call :func:`run_select`; the active-learning work chain calls :func
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -24,37 +23,18 @@ from typing import NamedTuple
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode, calcfunction
+from pydantic import ValidationError
 
-STRATEGIES = ('trust', 'maxvol', 'direct', 'random')
-DESCRIPTORS = ('auto', 'mace', 'radial')
+from aiida_sianode.campaign_spec import SelectionSettings, format_errors
+from aiida_sianode.selection.report import finite_or_none, frame_key
+
 DEVIATIONS = ('max_force_deviation', 'energy_std_per_atom')
 
-#: Every parameter of :func:`select_frames` and its default. Units: deviations and trust levels eV/Å for
-#: ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``), ``r_max`` Å.
-DEFAULT_PARAMETERS = {
-    'strategy': 'trust',
-    'deviation': 'max_force_deviation',
-    'lower': 0.05,
-    'upper': 0.25,
-    'max_per_run': None,
-    'max_total': None,
-    'include_accurate': True,
-    'order': 'descending',
-    'seed': 0,
-    'dedup_threshold': None,
-    'descriptor': 'auto',
-    'device': 'cpu',
-    'per_element': False,
-    'grade_threshold': 2.0,
-    'maxvol_tol': 0.05,
-    'regularization': 1e-3,
-    'n_clusters': None,
-    'birch_threshold': None,
-    'k_per_cluster': 1,
-    'explained_variance': 0.95,
-    'r_max': 5.0,
-    'n_bins': 12,
-}
+#: Every parameter of :func:`select_frames` and its default (validated by
+#: :class:`aiida_sianode.campaign_spec.SelectionSettings`; the trust levels come from the campaign protocol).
+#: Units: deviations and trust levels eV/Å for ``max_force_deviation`` (eV/atom for ``energy_std_per_atom``),
+#: ``r_max`` Å.
+DEFAULT_PARAMETERS = SelectionSettings().model_dump()
 
 EXIT_CODES = {
     'ERROR_INVALID_PARAMETERS': 201,
@@ -64,25 +44,6 @@ EXIT_CODES = {
 }
 
 RESERVED_LABELS = ('parameters', 'potential', 'training_set', 'metadata')
-_LABEL = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
-
-
-def _whole(value, name: str, minimum: int = 0, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f'`{name}` must be a whole number >= {minimum}{" or null" if allow_none else ""}, got {value!r}'
-        )
-
-
-def _number(value, name: str, minimum: float | None = None, allow_none: bool = False, strict: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f'`{name}` must be a finite number{" or null" if allow_none else ""}, got {value!r}')
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f'`{name}` must be {">" if strict else ">="} {minimum}, got {value!r}')
 
 
 def validate_parameters(parameters: Mapping | None) -> dict:
@@ -91,44 +52,10 @@ def validate_parameters(parameters: Mapping | None) -> dict:
     unknown = sorted(set(parameters) - set(DEFAULT_PARAMETERS))
     if unknown:
         raise ValueError(f'unknown selection parameters: {", ".join(unknown)}; known: {", ".join(DEFAULT_PARAMETERS)}')
-    merged = {**DEFAULT_PARAMETERS, **parameters}
-    if merged['strategy'] not in STRATEGIES:
-        raise ValueError(f'unknown strategy {merged["strategy"]!r}; choose one of: {", ".join(STRATEGIES)}')
-    if merged['deviation'] not in DEVIATIONS:
-        raise ValueError(f'unknown deviation {merged["deviation"]!r}; choose one of: {", ".join(DEVIATIONS)}')
-    if merged['descriptor'] not in DESCRIPTORS:
-        raise ValueError(f'unknown descriptor {merged["descriptor"]!r}; choose one of: {", ".join(DESCRIPTORS)}')
-    if merged['order'] not in ('descending', 'random'):
-        raise ValueError(f'unknown order {merged["order"]!r}; choose descending or random')
-    _number(merged['lower'], 'lower', minimum=0)
-    _number(merged['upper'], 'upper', allow_none=True)
-    if merged['upper'] is not None and merged['upper'] <= merged['lower']:
-        raise ValueError(f'the upper trust level ({merged["upper"]}) must be above the lower one ({merged["lower"]})')
-    _whole(merged['max_per_run'], 'max_per_run')
-    _whole(merged['max_total'], 'max_total')
-    _whole(merged['seed'], 'seed', allow_none=False)
-    _whole(merged['n_clusters'], 'n_clusters', minimum=1)
-    _whole(merged['k_per_cluster'], 'k_per_cluster', minimum=1, allow_none=False)
-    _whole(merged['n_bins'], 'n_bins', minimum=1, allow_none=False)
-    _number(merged['dedup_threshold'], 'dedup_threshold', minimum=0, allow_none=True)
-    _number(merged['grade_threshold'], 'grade_threshold', minimum=1)
-    _number(merged['maxvol_tol'], 'maxvol_tol', minimum=0)
-    _number(merged['regularization'], 'regularization', minimum=0, strict=True)
-    _number(merged['birch_threshold'], 'birch_threshold', minimum=0, allow_none=True, strict=True)
-    _number(merged['explained_variance'], 'explained_variance', minimum=0, strict=True)
-    if merged['explained_variance'] > 1:
-        raise ValueError(f'`explained_variance` must be at most 1, got {merged["explained_variance"]!r}')
-    _number(merged['r_max'], 'r_max', minimum=0.5, strict=True)
-    for flag in ('include_accurate', 'per_element'):
-        if not isinstance(merged[flag], bool):
-            raise ValueError(f'`{flag}` must be true or false, got {merged[flag]!r}')
-    if not isinstance(merged['device'], str):
-        raise ValueError(f'`device` must be a torch device name such as cpu or cuda, got {merged["device"]!r}')
-    if merged['strategy'] == 'direct' and not (
-        merged['n_clusters'] or merged['birch_threshold'] or merged['max_total']
-    ):
-        raise ValueError('the direct strategy needs n_clusters, birch_threshold or max_total to size its clusters')
-    return merged
+    try:
+        return SelectionSettings.model_validate(parameters).model_dump()
+    except ValidationError as error:
+        raise ValueError('; '.join(line.strip() for line in format_errors(error).splitlines())) from None
 
 
 def needs_descriptors(settings: Mapping) -> bool:
@@ -188,6 +115,26 @@ class _Run:
         cell = self.cells[index] if self.cells is not None else None
         return Atoms(symbols=self.symbols, positions=self.positions[index], cell=cell, pbc=self.pbc)
 
+    def structure(self, frame: int, strategy: str, rank: int, picks, position: int) -> orm.StructureData:
+        """Return frame ``frame`` as a ``StructureData`` that records where it came from and why it was picked."""
+        structure = orm.StructureData(ase=self.atoms(frame))
+        attributes = {
+            'source_trajectory_uuid': self.trajectory.uuid,
+            'source_run': self.label,
+            'source_frame_index': frame,
+            'source_step': int(self.stepids[frame]) if self.stepids is not None else frame,
+            'selection_strategy': strategy,
+            'selection_rank': rank,
+            'max_force_deviation': finite_or_none(self.deviations['max_force_deviation'][frame]),
+            'energy_std_per_atom': finite_or_none(self.deviations['energy_std_per_atom'][frame]),
+        }
+        if picks.grades is not None:
+            attributes['extrapolation_grade'] = finite_or_none(picks.grades[position])
+        if picks.clusters is not None:
+            attributes['cluster'] = int(picks.clusters[position])
+        structure.base.attributes.set_many(attributes)
+        return structure
+
 
 class _Describer:
     """Per-atom descriptors of frames (MACE features or the radial fallback), computed once per frame."""
@@ -241,11 +188,6 @@ def _elements_unknown_to(potential, explorations: Mapping) -> list[str]:
         return []
     present = {symbol for run in explorations.values() for symbol in run['trajectory'].symbols}
     return sorted(present - set(known))
-
-
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 @calcfunction
@@ -302,34 +244,22 @@ def select_frames(
 
 
 def _select(runs: list[_Run], settings: dict, descriptor: str, potential, training_set):
-    """The work of :func:`select_frames` on plain objects; returns ``(structures, report)``."""
-    from aiida_sianode.selection.dedup import select_distinct
-    from aiida_sianode.selection.trust import (
-        ACCURATE,
-        CANDIDATE,
-        cap_selection,
-        class_counts,
-        class_fractions,
-        classify_frames,
-        uncertainty_order,
-    )
+    """The work of :func:`select_frames` on plain objects; returns ``(structures, report)``.
 
-    strategy = settings['strategy']
-    classes = [
-        classify_frames(run.deviations[settings['deviation']], settings['lower'], settings['upper']) for run in runs
-    ]
-    # The pool: every frame that may be picked, as (run, frame) pairs, flattened.
+    Classify every frame, pool the pickable ones, let the strategy order them
+    (:data:`aiida_sianode.selection.strategies.STRATEGIES`), walk that order under the caps (and without near
+    copies), then store the kept frames and write the report (:func:`aiida_sianode.selection.report.selection_report`).
+    """
+    from aiida_sianode.selection.report import RunRecord, selection_report
+    from aiida_sianode.selection.strategies import Pool, pick
+    from aiida_sianode.selection.trust import ACCURATE, CANDIDATE, classify_frames
+
+    strategy, deviation = settings['strategy'], settings['deviation']
+    classes = [classify_frames(run.deviations[deviation], settings['lower'], settings['upper']) for run in runs]
     allowed = (CANDIDATE,) if strategy == 'trust' or not settings['include_accurate'] else (ACCURATE, CANDIDATE)
-    pool_run, pool_frame = [], []
-    for run_index, run_classes in enumerate(classes):
-        frames = np.flatnonzero(np.isin(run_classes, allowed))
-        pool_run.append(np.full(len(frames), run_index))
-        pool_frame.append(frames)
-    pool_run = np.concatenate(pool_run).astype(int)
-    pool_frame = np.concatenate(pool_frame).astype(int)
-    pool_deviation = np.array(
-        [runs[r].deviations[settings['deviation']][f] for r, f in zip(pool_run, pool_frame, strict=True)], dtype=float
-    )
+    pool_frames = [np.flatnonzero(np.isin(run_classes, allowed)) for run_classes in classes]
+    pool_run = np.concatenate([np.full(len(frames), index) for index, frames in enumerate(pool_frames)]).astype(int)
+    pool_frame = np.concatenate(pool_frames).astype(int)
 
     elements = sorted({symbol for run in runs for symbol in run.symbols})
     training_frames = []
@@ -341,165 +271,62 @@ def _select(runs: list[_Run], settings: dict, descriptor: str, potential, traini
     def atoms_of(position):
         return runs[pool_run[position]].atoms(int(pool_frame[position]))
 
-    details: dict = {}
-    grades = None
-    clusters = None
-    features = None
-    if len(pool_frame) == 0:
-        order = np.zeros(0, dtype=int)
-    elif strategy == 'trust':
-        order = uncertainty_order(pool_deviation, np.arange(len(pool_frame)), settings['order'], settings['seed'])
-    elif strategy == 'random':
-        from aiida_sianode.selection.random import random_sample
-
-        order = random_sample(len(pool_frame), None, seed=settings['seed'])
-    elif strategy == 'maxvol':
-        from aiida_sianode.selection.maxvol import select_maxvol
-
-        per_atom = describer.frames(list(range(len(pool_frame))), atoms_of)
-        training = describer.per_atom(training_frames) if training_frames else None
-        result = select_maxvol(
-            per_atom,
-            training,
-            threshold=settings['grade_threshold'],
-            max_frames=settings['max_total'] if settings['dedup_threshold'] is None else None,
-            groups=pool_run,
-            max_per_group=settings['max_per_run'],
-            tol=settings['maxvol_tol'],
-            regularization=settings['regularization'],
-        )
-        order = result.selected
-        grades = result.grades
-        details = {
-            'n_training_frames': len(training_frames),
-            'n_training_environments': int(sum(len(block) for block in training)) if training else 0,
-            'n_swaps': result.n_swaps,
-            'grade_at_selection': {int(f): float(g) for f, g in zip(result.selected, result.grades_at_selection)},
-        }
-    else:
-        from aiida_sianode.selection.descriptors import mean_descriptors
-        from aiida_sianode.selection.direct import direct_sample
-
-        per_atom = describer.frames(list(range(len(pool_frame))), atoms_of)
-        numbers = elements_numbers = None
-        if settings['per_element']:
-            numbers = [atoms_of(position).numbers for position in range(len(pool_frame))]
-            elements_numbers = describer.element_numbers()
-        features = mean_descriptors(per_atom, numbers=numbers, elements=elements_numbers)
-        n_clusters = settings['n_clusters']
-        if n_clusters is None and settings['birch_threshold'] is None:
-            n_clusters = math.ceil(settings['max_total'] / settings['k_per_cluster'])
-        result = direct_sample(
-            features,
-            n_clusters=n_clusters,
-            threshold=settings['birch_threshold'] if n_clusters is None else None,
-            k=settings['k_per_cluster'],
-            explained_variance=settings['explained_variance'],
-        )
-        order = result.selected
-        clusters = result.labels
-        details = {
-            'n_clusters': result.n_clusters,
-            'n_components': result.encoding.n_components,
-            'explained_variance': result.encoding.explained_variance,
-            'birch_threshold': result.threshold,
-        }
-
-    duplicates: dict = {}
-    if settings['dedup_threshold'] is None:
-        kept = cap_selection(order, pool_run, settings['max_per_run'], settings['max_total'])
-    else:
-        if features is not None:
-            describe = features.__getitem__
-        else:  # per-atom descriptors are cached: maxvol's are reused, trust/random describe frames as reached
-
-            def describe(position):
-                return describer.frame_vector(position, atoms_of(position))
-
-        walk = select_distinct(
-            describe,
-            settings['dedup_threshold'],
-            order=order,
-            groups=pool_run,
-            max_per_group=settings['max_per_run'],
-            max_total=settings['max_total'],
-        )
-        kept, duplicates = walk.kept, walk.duplicates
+    positions = list(range(len(pool_frame)))
+    pool = Pool(
+        deviation=np.array([runs[r].deviations[deviation][f] for r, f in zip(pool_run, pool_frame)], dtype=float),
+        groups=pool_run,
+        per_atom=lambda: describer.frames(positions, atoms_of),
+        numbers=lambda: [atoms_of(position).numbers for position in positions],
+        element_numbers=describer.element_numbers(),
+        training_per_atom=lambda: describer.per_atom(training_frames) if training_frames else [],
+    )
+    picks = pick(strategy, pool, settings)
+    kept, duplicates = _walk(picks, pool_run, settings, describer, atoms_of)
 
     structures = {}
-    selection = []
-    per_run_selected: dict[int, list[int]] = {index: [] for index in range(len(runs))}
     for rank, position in enumerate(kept):
-        run = runs[pool_run[position]]
-        frame = int(pool_frame[position])
-        key = f'{run.label}_{frame:06d}'
-        structure = orm.StructureData(ase=run.atoms(frame))
-        attributes = {
-            'source_trajectory_uuid': run.trajectory.uuid,
-            'source_run': run.label,
-            'source_frame_index': frame,
-            'source_step': int(run.stepids[frame]) if run.stepids is not None else frame,
-            'selection_strategy': strategy,
-            'selection_rank': rank,
-            'max_force_deviation': _finite(run.deviations['max_force_deviation'][frame]),
-            'energy_std_per_atom': _finite(run.deviations['energy_std_per_atom'][frame]),
-        }
-        if grades is not None:
-            attributes['extrapolation_grade'] = _finite(grades[position])
-        if clusters is not None:
-            attributes['cluster'] = int(clusters[position])
-        structure.base.attributes.set_many(attributes)
-        structures[key] = structure
-        selection.append(key)
-        per_run_selected[int(pool_run[position])].append(frame)
-
-    report_runs = {}
-    for run_index, run in enumerate(runs):
-        in_run = pool_run == run_index
-        entry = {
-            'trajectory_uuid': run.trajectory.uuid,
-            'n_frames': run.n_frames,
-            'counts': class_counts(classes[run_index]),
-            'fractions': class_fractions(classes[run_index]),
-            'n_pool': int(np.count_nonzero(in_run)),
-            'selected': per_run_selected[run_index],
-            'selected_deviations': [
-                _finite(run.deviations[settings['deviation']][frame]) for frame in per_run_selected[run_index]
-            ],
-        }
-        if grades is not None:
-            run_grades = [None] * run.n_frames
-            for frame, grade in zip(pool_frame[in_run], grades[in_run], strict=True):
-                run_grades[int(frame)] = _finite(grade)
-            entry['grades'] = run_grades
-            entry['selected_grades'] = [run_grades[frame] for frame in per_run_selected[run_index]]
-        report_runs[run.label] = entry
-
-    all_classes = np.concatenate(classes)
-    if 'grade_at_selection' in details:
-        details['grade_at_selection'] = {
-            f'{runs[pool_run[p]].label}_{int(pool_frame[p]):06d}': g for p, g in details['grade_at_selection'].items()
-        }
-    report = {
-        'strategy': strategy,
-        'parameters': settings,
+        run, frame = runs[pool_run[position]], int(pool_frame[position])
+        structures[frame_key(run.label, frame)] = run.structure(frame, strategy, rank, picks, position)
+    records = [
+        RunRecord(run.label, run.trajectory.uuid, run.n_frames, run.deviations, run_classes)
+        for run, run_classes in zip(runs, classes, strict=True)
+    ]
+    header = {
         'descriptor': descriptor,
         'potential_uuid': potential.uuid if potential is not None else None,
         'training_set_uuid': training_set.uuid if training_set is not None else None,
-        'counts': class_counts(all_classes),
-        'fractions': class_fractions(all_classes),
-        'n_pool': len(pool_frame),
-        'n_selected': len(kept),
-        'n_duplicates_removed': len(duplicates),
-        'duplicates': {
-            f'{runs[pool_run[d]].label}_{int(pool_frame[d]):06d}': f'{runs[pool_run[k]].label}_{int(pool_frame[k]):06d}'
-            for d, k in duplicates.items()
-        },
-        'selection': selection,
-        'runs': report_runs,
-        strategy: details,
     }
+    report = selection_report(records, pool_run, pool_frame, picks, kept, duplicates, settings, header)
     return structures, report
+
+
+def _walk(picks, pool_run: np.ndarray, settings: dict, describer: _Describer, atoms_of) -> tuple[list, dict]:
+    """Walk the strategy's order under the caps; with ``dedup_threshold``, skip frames too close to a kept one.
+
+    Returns ``(kept positions, {duplicate position: kept position})``.
+    """
+    from aiida_sianode.selection.dedup import select_distinct
+    from aiida_sianode.selection.trust import cap_selection
+
+    if settings['dedup_threshold'] is None:
+        kept = cap_selection(picks.order, pool_run, settings['max_per_run'], settings['max_total'])
+        return [int(position) for position in kept], {}
+    if picks.features is not None:
+        describe = picks.features.__getitem__
+    else:  # per-atom descriptors are cached: maxvol's are reused, trust/random describe frames as reached
+
+        def describe(position):
+            return describer.frame_vector(position, atoms_of(position))
+
+    walk = select_distinct(
+        describe,
+        settings['dedup_threshold'],
+        order=picks.order,
+        groups=pool_run,
+        max_per_group=settings['max_per_run'],
+        max_total=settings['max_total'],
+    )
+    return list(walk.kept), dict(walk.duplicates)
 
 
 class SelectionResult(NamedTuple):

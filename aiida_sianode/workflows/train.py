@@ -26,6 +26,7 @@ from aiida.engine import (
     while_,
 )
 
+from aiida_sianode.analysis.metrics import ERROR_METRIC_KEYS
 from aiida_sianode.calculations.train import TrainCalculation
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
@@ -33,14 +34,7 @@ from aiida_sianode.engines import train as engine
 from aiida_sianode.protocols import ProtocolMixin, recursive_merge
 
 #: the error metrics that the committee summary averages over members
-SUMMARY_KEYS = (
-    'rmse_e_per_atom_mev',
-    'mae_e_per_atom_mev',
-    'rmse_f_mev_a',
-    'mae_f_mev_a',
-    'rmse_stress_mev_a3',
-    'mae_stress_mev_a3',
-)
+SUMMARY_KEYS = ERROR_METRIC_KEYS
 
 
 def _check_code(code) -> None:

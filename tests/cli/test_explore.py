@@ -142,3 +142,19 @@ def test_bad_structure_and_committee(explore_code, committee, structure_file):
     result = invoke('explore', '--committee', structure.pk, structure.pk)
     assert result.exit_code == 1
     assert 'not a PotentialData' in result.output
+
+
+@pytest.mark.parametrize('as_json', [False, True])
+def test_failed_exploration_exits_1(failing_code, committee, structure_file, as_json):
+    """The MD engine exits 1 at once: the work chain fails and the command exits 1, with and without --json."""
+    code = failing_code('sianode.explore')
+    extra = ['--json'] if as_json else []
+    result = invoke(
+        'explore', '--committee', committee[0], structure_file, '--steps', 5, '--code', code.full_label, *extra
+    )
+    assert result.exit_code == 1, result.output
+    if as_json:
+        document = json.loads(result.stdout)
+        assert document['exit_status'] == orm.load_node(document['process_pk']).exit_status != 0
+    else:
+        assert 'failed [' in result.output

@@ -21,41 +21,6 @@ GPAW = {'code': 'gpaw', 'method': 'PBE', 'basis': 'plane-wave', 'cutoff_ev': 350
 MODEL = {}
 
 
-def tiny_mace(path):
-    """Save a tiny random-initialised MACE model for Si."""
-    import mace  # noqa: F401
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        torch.manual_seed(5)
-        interaction = modules.interaction_classes['RealAgnosticResidualInteractionBlock']
-        model = modules.MACE(
-            r_max=4.0,
-            num_bessel=4,
-            num_polynomial_cutoff=5,
-            max_ell=1,
-            interaction_cls=interaction,
-            interaction_cls_first=interaction,
-            num_interactions=2,
-            num_elements=1,
-            hidden_irreps=o3.Irreps('4x0e+4x1o'),
-            MLP_irreps=o3.Irreps('2x0e'),
-            atomic_energies=np.array([-5.4]),
-            avg_num_neighbors=4.0,
-            atomic_numbers=[14],
-            correlation=2,
-            gate=torch.nn.functional.silu,
-        )
-    finally:
-        torch.set_default_dtype(previous)
-    torch.save(model, path)
-    return path
-
-
 @calcfunction
 def train_stand_in(dataset) -> PotentialData:
     """Stands in for the training CalcJob: input ``dataset``, output ``potential``."""
@@ -64,9 +29,9 @@ def train_stand_in(dataset) -> PotentialData:
 
 
 @pytest.fixture
-def trained(aiida_profile, label_code, tmp_path):
+def trained(aiida_profile, label_code, tiny_mace_model):
     """A potential trained (stand-in) on 10 labels: 6 made by a calculation with ``label_code``, 4 imported."""
-    MODEL['path'] = tiny_mace(tmp_path / 'si.model')
+    MODEL['path'] = tiny_mace_model((14,), seed=5)
     labels = []
     for index in range(10):
         atoms = bulk('Si', 'diamond', a=5.35 + 0.02 * index)

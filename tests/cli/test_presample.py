@@ -59,3 +59,14 @@ def test_amorphous_carbon_at_fixed_density(aiida_profile, lammps_code, tmp_path)
     assert len(atoms) == 64
     assert atoms.info['structure_uuid'] == summary['structure']['uuid']
     assert atoms.info['mean_coordination'] == pytest.approx(summary['mean_coordination'])
+
+
+@pytest.mark.parametrize('as_json', [False, True])
+def test_failed_melt_quench_exits_1(aiida_profile, failing_code, as_json):
+    """LAMMPS exits 1 at once: the work chain fails and the command exits 1 naming its exit status."""
+    code = failing_code('lammps.base')
+    extra = ['--json'] if as_json else []
+    result = invoke('--material', 'a-si', '--natoms', 8, '--protocol', 'fast', '--code', code.full_label, *extra)
+    assert result.exit_code == 1, result.output
+    message = json.loads(result.stdout)['error'] if as_json else result.stderr
+    assert 'failed with exit status' in message

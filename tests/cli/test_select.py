@@ -75,7 +75,7 @@ def test_table_output_and_extra_parameters(exploration):
 def test_bad_input_is_refused(exploration):
     result = invoke(exploration.pk, '--lower', 0.3, '--upper', 0.2, '--json')
     assert result.exit_code == 1
-    assert 'upper trust level' in json.loads(result.stdout)['error']
+    assert 'must be below the upper one' in json.loads(result.stdout)['error']
     result = invoke(exploration.pk, '-p', 'colour=red', '--json')
     assert 'unknown selection parameters: colour' in json.loads(result.stdout)['error']
     result = invoke(exploration.pk, '--seed', 1, '-p', 'seed=2', '--json')

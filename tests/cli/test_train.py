@@ -156,3 +156,18 @@ def test_train_committee_json(small_dataset, train_code, aiida_localhost):
         assert summary['members'][label]['epochs_run'] == 1
     parameters = orm.load_node(document['workchain_pk']).inputs.member.train.parameters.get_dict()
     assert parameters['bootstrap'] is True and parameters['max_num_epochs'] == 1 and parameters['num_channels'] == 8
+
+
+@pytest.mark.parametrize('as_json', [False, True])
+def test_failed_training_exits_1(small_dataset, failing_code, as_json):
+    """Every member's engine exits 1 at once: the committee fails and the command exits 1, with and without --json."""
+    code = failing_code('sianode.train')
+    extra = ['--json'] if as_json else []
+    result = invoke('train', small_dataset.pk, '--committee', 2, '--code', code.full_label, *extra)
+    assert result.exit_code == 1, result.output
+    if as_json:
+        document = json.loads(result.stdout)
+        assert document['exit_status'] == orm.load_node(document['workchain_pk']).exit_status != 0
+        assert document['potentials'] == {}
+    else:
+        assert 'finished with exit status 4' in result.output

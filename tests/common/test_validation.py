@@ -15,9 +15,18 @@ from aiida_sianode.common.validation import (
 
 
 def test_a_good_crystal_passes():
-    validate_structure(bulk('Si', 'diamond', a=5.43, cubic=True), labeler='gpaw')
+    """c-Si and a CsCl-type LiSi cell (nearest neighbours 2.35 and 2.51 Å) pass every check, untouched; the same
+    LiSi cell shrunk until its atoms are 0.48 Å apart is refused, so the pass is not vacuous."""
+    silicon = bulk('Si', 'diamond', a=5.43, cubic=True)
+    positions = silicon.get_positions()
+    assert validate_structure(silicon, labeler='gpaw') is None
+    assert (silicon.get_positions() == positions).all()
     lisi = Atoms('LiSi', scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[2.9, 2.9, 2.9], pbc=True)
-    validate_structure(lisi, labeler='gpaw')
+    assert validate_structure(lisi, labeler='gpaw') is None
+    assert validate_structure(lisi, labeler='xtb') is None
+    squeezed = Atoms('LiSi', scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[0.554] * 3, pbc=True)
+    with pytest.raises(StructureValidationError, match=r'0\.48'):
+        validate_structure(squeezed, labeler='gpaw')
 
 
 def test_empty_structure_is_refused():

@@ -9,6 +9,7 @@ import pytest
 from ase.build import bulk
 
 from aiida_sianode.engines import committee
+from aiida_sianode.selection.trust import classify_frames
 
 
 def test_force_deviation_by_hand():
@@ -40,13 +41,13 @@ def test_force_deviation_shape_refused():
 def test_trust_levels():
     """accurate < lower <= candidate < upper <= failed; NaN is failed; fractions add up to one."""
     deviations = [0.01, 0.05, 0.2, 0.25, 0.3, float('nan')]
-    assert committee.classify_deviations(deviations, 0.05, 0.25).tolist() == [0, 1, 1, 2, 2, 2]
+    assert classify_frames(deviations, 0.05, 0.25).tolist() == [0, 1, 1, 2, 2, 2]
     counts = committee.count_trust_levels(deviations, 0.05, 0.25)
     assert (counts['frames'], counts['accurate'], counts['candidate'], counts['failed']) == (6, 1, 2, 3)
     assert counts['accurate_fraction'] + counts['candidate_fraction'] + counts['failed_fraction'] == pytest.approx(1)
     assert committee.count_trust_levels([], 0.05, 0.25)['accurate_fraction'] == 0.0
-    with pytest.raises(ValueError, match='lower < upper'):
-        committee.classify_deviations(deviations, 0.3, 0.25)
+    with pytest.raises(ValueError, match='above the lower one'):
+        committee.count_trust_levels(deviations, 0.3, 0.25)
 
 
 @pytest.fixture(scope='module')

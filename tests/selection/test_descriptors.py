@@ -9,42 +9,6 @@ from ase.build import bulk
 from aiida_sianode.selection.descriptors import mace_descriptors, mean_descriptors, radial_descriptors
 
 
-def save_tiny_mace(path, atomic_numbers=(3, 14), channels=4, seed=0):
-    """Save a random-initialised two-layer ScaleShiftMACE (``channels`` x 0e + 1o, r_max 4 Å)."""
-    import mace  # noqa: F401  (sets torch's weights-only switch before e3nn loads its constants)
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        torch.manual_seed(seed)
-        model = modules.ScaleShiftMACE(
-            r_max=4.0,
-            num_bessel=4,
-            num_polynomial_cutoff=5,
-            max_ell=1,
-            interaction_cls=modules.interaction_classes['RealAgnosticResidualInteractionBlock'],
-            interaction_cls_first=modules.interaction_classes['RealAgnosticInteractionBlock'],
-            num_interactions=2,
-            num_elements=len(atomic_numbers),
-            hidden_irreps=o3.Irreps(f'{channels}x0e + {channels}x1o'),
-            MLP_irreps=o3.Irreps('4x0e'),
-            atomic_energies=np.zeros(len(atomic_numbers)),
-            avg_num_neighbors=8.0,
-            atomic_numbers=list(atomic_numbers),
-            correlation=2,
-            gate=torch.nn.functional.silu,
-            atomic_inter_scale=1.0,
-            atomic_inter_shift=0.0,
-        )
-        torch.save(model, path)
-    finally:
-        torch.set_default_dtype(previous)
-    return path
-
-
 @pytest.fixture
 def frames():
     si = bulk('Si', 'diamond', a=5.43, cubic=True)
@@ -55,10 +19,10 @@ def frames():
     return [si, rattled, lisi]
 
 
-def test_mace_descriptors_shapes_and_invariance(tmp_path, frames):
+def test_mace_descriptors_shapes_and_invariance(frames, tiny_mace_model):
     from mace.calculators import MACECalculator
 
-    path = save_tiny_mace(tmp_path / 'tiny.model')
+    path = tiny_mace_model()
     calculator = MACECalculator(model_paths=str(path), device='cpu', default_dtype='float64')
     descriptors = mace_descriptors(frames, calculator)
     assert [block.shape for block in descriptors] == [(8, 8), (8, 8), (8, 8)]  # 4 invariants x 2 layers

@@ -8,6 +8,7 @@ the loop goes on.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -162,7 +163,7 @@ def test_extending_a_campaign_labels_nothing_twice(campaign):
 
 def test_bad_campaign_inputs_are_refused_before_anything_runs(aiida_profile, label_code, train_code, explore_code):
     structures = _initial_structures()
-    with pytest.raises(ValueError, match='lower one'):
+    with pytest.raises(ValueError, match='must be below the upper one'):
         _builder(label_code, train_code, explore_code, structures, selection={'lower': 0.5, 'upper': 0.1})
     with pytest.raises(ValueError, match='unknown labeler'):
         ActiveLearningWorkChain.get_builder_from_protocol(
@@ -185,3 +186,43 @@ def _labels_of(dataset) -> list[LabelData]:
     from aiida_sianode.provenance import labels_of_dataset
 
     return labels_of_dataset(dataset)
+
+
+def test_campaign_summary_is_recomputed_from_the_deviation_arrays(campaign):
+    """`campaign show`'s table (campaign_summary) equals counts recomputed here from every exploration run's raw
+    per-frame max force deviations and the campaign's trust levels, iteration by iteration."""
+    from aiida.common.links import LinkType
+
+    from aiida_sianode.analysis.campaign import campaign_summary
+
+    node, _ = campaign
+    selection = node.inputs.selection.get_dict()
+    lower, upper = selection['lower'], selection['upper']
+    summary = campaign_summary(node)
+    explorations = {
+        link.link_label: link.node
+        for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+        if link.link_label.startswith('explore_iteration_')
+    }
+    rows = [row for row in summary['iterations'] if row['iteration'] > 0]
+    assert len(rows) == len(explorations) == 2
+    for row in rows:
+        exploration = explorations[f'explore_iteration_{row["iteration"]:02d}']
+        per_run = []
+        for array in exploration.outputs.deviations.values():
+            values = array.get_array('max_force_deviation').astype(float)
+            if 'physically_broken' in array.get_arraynames():  # a frame that broke its run counts as failed
+                values[array.get_array('physically_broken').astype(bool)] = np.inf
+            per_run.append(values)
+        deviations = np.concatenate(per_run)
+        finite = np.isfinite(deviations)
+        accurate = np.count_nonzero(finite & (deviations < lower))
+        failed = np.count_nonzero(~finite | (deviations >= upper))
+        assert row['frames'] == len(deviations)
+        assert row['accurate_fraction'] == pytest.approx(accurate / len(deviations))
+        assert row['failed_fraction'] == pytest.approx(failed / len(deviations))
+        assert row['candidate_fraction'] == pytest.approx((len(deviations) - accurate - failed) / len(deviations))
+    assert summary['final_accurate_fraction'] == rows[-1]['accurate_fraction']
+    assert summary['labels_computed'] == sum(
+        row['labels_added'] + row['labels_failed'] for row in summary['iterations']
+    )

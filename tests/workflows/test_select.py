@@ -57,43 +57,6 @@ def exploration_nodes(frames, max_force_deviation):
     return trajectory, deviations
 
 
-def save_tiny_mace(path, atomic_numbers=(3, 14), channels=4, seed=0):
-    """Save a random-initialised two-layer ScaleShiftMACE (``channels`` x 0e + 1o, r_max 4 Å): no training is
-    needed for descriptors."""
-    import mace  # noqa: F401  (sets torch's weights-only switch before e3nn loads its constants)
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        torch.manual_seed(seed)
-        model = modules.ScaleShiftMACE(
-            r_max=4.0,
-            num_bessel=4,
-            num_polynomial_cutoff=5,
-            max_ell=1,
-            interaction_cls=modules.interaction_classes['RealAgnosticResidualInteractionBlock'],
-            interaction_cls_first=modules.interaction_classes['RealAgnosticInteractionBlock'],
-            num_interactions=2,
-            num_elements=len(atomic_numbers),
-            hidden_irreps=o3.Irreps(f'{channels}x0e + {channels}x1o'),
-            MLP_irreps=o3.Irreps('4x0e'),
-            atomic_energies=np.zeros(len(atomic_numbers)),
-            avg_num_neighbors=8.0,
-            atomic_numbers=list(atomic_numbers),
-            correlation=2,
-            gate=torch.nn.functional.silu,
-            atomic_inter_scale=1.0,
-            atomic_inter_shift=0.0,
-        )
-        torch.save(model, path)
-    finally:
-        torch.set_default_dtype(previous)
-    return path
-
-
 @calcfunction
 def synthetic_exploration(seed: orm.Int, deviations: orm.List):
     """A process node with the exploration calculation's ``trajectory`` and ``deviations`` outputs."""
@@ -193,7 +156,7 @@ def test_direct_covers_both_phases(aiida_profile):
     assert {s.base.attributes.get('source_frame_index') < 6 for s in by_max_total.structures.values()} == {True, False}
 
 
-def test_maxvol_with_a_mace_potential_and_its_training_set(aiida_profile, tmp_path):
+def test_maxvol_with_a_mace_potential_and_its_training_set(aiida_profile, tmp_path, tiny_mace_model):
     from aiida_sianode.data.dataset import build_dataset
     from aiida_sianode.data.label import LabelData
     from aiida_sianode.data.potential import PotentialData
@@ -207,9 +170,7 @@ def test_maxvol_with_a_mace_potential_and_its_training_set(aiida_profile, tmp_pa
         for i, atoms in enumerate(training_frames)
     ]
     dataset = build_dataset(labels, valid_fraction=0.0)
-    potential = PotentialData.from_model_file(
-        save_tiny_mace(tmp_path / 'tiny.model'), training_set_uuid=dataset.uuid
-    ).store()
+    potential = PotentialData.from_model_file(tiny_mace_model(), training_set_uuid=dataset.uuid).store()
 
     # frames 0-2: the training frames themselves; 3: strongly compressed; 4: strongly expanded
     novel = si_frames(2, seed=7, scale=[0.85, 1.15])
@@ -257,9 +218,9 @@ def test_select_from_an_exploration_process_node(aiida_profile):
 def test_bad_input_is_refused_before_anything_runs(two_runs):
     with pytest.raises(ValueError, match='unknown selection parameters: colour'):
         run_select(two_runs, colour='red')
-    with pytest.raises(ValueError, match='unknown strategy'):
+    with pytest.raises(ValueError, match='unknown strategy `best`'):
         run_select(two_runs, strategy='best')
-    with pytest.raises(ValueError, match='upper trust level'):
+    with pytest.raises(ValueError, match='must be below the upper one'):
         run_select(two_runs, lower=0.3, upper=0.2)
     with pytest.raises(ValueError, match='direct strategy needs'):
         validate_parameters({'strategy': 'direct'})

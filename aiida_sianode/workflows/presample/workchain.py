@@ -10,8 +10,8 @@ The schedule (all stages LAMMPS ``metal`` units, Nosé-Hoover thermostat and bar
 
 1. ``melt``: NVT at the starting volume and ``melt.temperature`` for ``melt.time``; velocities drawn from a
    Maxwell-Boltzmann distribution with ``seed``. The mean square displacement must pass
-   :data:`MIN_MELT_MSD`, or the work chain stops with ``ERROR_NOT_MELTED``: a superheated 64-atom crystal can
-   survive several ps at twice its melting point.
+   :data:`~aiida_sianode.structures.melt_quench.MIN_MELT_MSD`, or the work chain stops with
+   ``ERROR_NOT_MELTED``: a superheated 64-atom crystal can survive several ps at twice its melting point.
 2. ``quench``: the target temperature falls linearly from ``melt.temperature`` to ``quench.final_temperature``
    at ``quench.rate`` (K/ps); NPT at ``pressure`` (``ensemble: npt``) or NVT (``ensemble: nvt``).
 3. ``anneal``: ``anneal.time`` at ``anneal.temperature`` (default: the final temperature), same ensemble;
@@ -21,253 +21,37 @@ The schedule (all stages LAMMPS ``metal`` units, Nosé-Hoover thermostat and bar
 
 Units at the interface: timestep fs, times ps, temperatures K, quench rate K/ps (1 K/ps = 10^12 K/s),
 pressure GPa, density g/cm^3, distances Å.
+
+Layers: the schedule, random cell and cutoffs are plain functions in :mod:`aiida_sianode.structures.melt_quench`;
+the LAMMPS inputs of each stage are plain functions in :mod:`.lammps`; the calcfunctions in :mod:`.calcfunctions`;
+this module holds the work chain and its input validators.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, calcfunction, if_
+from aiida.engine import ToContext, WorkChain, if_
 from aiida_lammps.calculations.base import LammpsBaseCalculation
 from aiida_lammps.data.potential import LammpsPotentialData
 from aiida_lammps.data.trajectory import LammpsTrajectory
-from ase.data import atomic_numbers
 
 from aiida_sianode.protocols import ProtocolMixin, recursive_merge
-
-__all__ = (
-    'DEFAULT_COORDINATION_CUTOFFS',
-    'MIN_MELT_MSD',
-    'PresampleWorkChain',
-    'melt_quench_schedule',
-    'random_cell_request',
+from aiida_sianode.structures.common import minimum_distance
+from aiida_sianode.structures.melt_quench import (
+    DEFAULT_COORDINATION_CUTOFFS,
+    MIN_MELT_MSD,
+    check_random_cell,
+    cutoffs_for_elements,
+    melt_quench_schedule,
+    parse_cutoffs,
+    random_cell_request,
 )
+from aiida_sianode.workflows.presample import lammps
+from aiida_sianode.workflows.presample.calcfunctions import analyse_presampled_structure, extract_snapshots
 
-#: Mean square displacement (Å^2) the melt must reach: atoms moved on average more than 1.4 Å, over half a
-#: Si-Si bond and most of a C-C bond. A solid, even superheated, stays below about 0.5 Å^2.
-MIN_MELT_MSD = 2.0
-
-#: Default neighbour cutoffs (Å) for the coordination analysis. Si-Si 2.85: between the first (2.35) and second
-#: (3.84) shells, near the first minimum of g(r) of a-Si. C-C 1.85: between the bonds (1.42-1.54) and the second
-#: shell (2.5); then 2, 3, 4 neighbours are sp, sp2, sp3. Si-C 2.30: between the SiC bond (1.89) and 3.08.
-DEFAULT_COORDINATION_CUTOFFS = {'Si-Si': 2.85, 'C-C': 1.85, 'Si-C': 2.30}
-
-_BAR_PER_GPA = 1.0e4
 _MAX_SEED = 900_000_000
 _MAX_TIMESTEP_FS = 5.0
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Plain functions (no AiiDA): the schedule, the random starting cell and the analysis cutoffs.
-# --------------------------------------------------------------------------------------------------------------
-
-
-def melt_quench_schedule(
-    timestep: float,
-    melt_temperature: float,
-    melt_time: float,
-    quench_rate: float,
-    final_temperature: float,
-    anneal_time: float = 0.0,
-    snapshots: int = 0,
-) -> dict:
-    """Return the number of MD steps of each stage and the dump interval of the quench.
-
-    :param timestep: fs.
-    :param melt_temperature: K.
-    :param melt_time: ps.
-    :param quench_rate: K/ps.
-    :param final_temperature: K.
-    :param anneal_time: ps; 0 skips the anneal.
-    :param snapshots: structures to keep along the quench; the quench length is rounded to a multiple of their
-        spacing so that the last one is the end of the quench.
-    :return: ``{'melt_steps', 'quench_steps', 'anneal_steps', 'quench_dump_interval', 'quench_rate'}``, the last
-        the rate actually run after rounding (K/ps).
-    :raises ValueError: for a non-positive timestep, time or rate, or a final temperature not below the melt.
-    """
-    if not timestep > 0:
-        raise ValueError(f'the timestep must be positive, got {timestep} fs')
-    if not melt_time > 0:
-        raise ValueError(f'the melt time must be positive, got {melt_time} ps')
-    if not quench_rate > 0:
-        raise ValueError(f'the quench rate must be positive, got {quench_rate} K/ps')
-    if not 0 < final_temperature < melt_temperature:
-        raise ValueError(
-            f'the final temperature ({final_temperature} K) must be positive and below the melt temperature '
-            f'({melt_temperature} K)'
-        )
-    if anneal_time < 0:
-        raise ValueError(f'the anneal time cannot be negative, got {anneal_time} ps')
-    if snapshots < 0:
-        raise ValueError(f'the number of snapshots cannot be negative, got {snapshots}')
-    timestep_ps = timestep * 1.0e-3
-    melt_steps = max(1, round(melt_time / timestep_ps))
-    quench_steps = max(1, round((melt_temperature - final_temperature) / quench_rate / timestep_ps))
-    frames = max(1, snapshots)
-    interval = max(1, round(quench_steps / frames))
-    quench_steps = interval * frames
-    anneal_steps = round(anneal_time / timestep_ps)
-    return {
-        'melt_steps': int(melt_steps),
-        'quench_steps': int(quench_steps),
-        'anneal_steps': int(anneal_steps),
-        'quench_dump_interval': int(interval),
-        'quench_rate': (melt_temperature - final_temperature) / (quench_steps * timestep_ps),
-    }
-
-
-#: The structure builders (``aiida_sianode.structures``) that make a random starting cell, by element.
-RANDOM_CELL_BUILDERS = {'Si': 'si-random', 'C': 'amorphous-carbon'}
-
-_RANDOM_CELL_KEYS = ('element', 'natoms', 'density', 'min_distance')
-
-
-def random_cell_request(random_cell: dict) -> tuple[str, dict]:
-    """Return the structure builder kind and its parameters for a ``random_cell`` input.
-
-    ``random_cell`` is ``{'element': 'Si' or 'C', 'natoms': 64, 'density': 2.28}`` (g/cm^3) with an optional
-    ``min_distance`` (Å); the cell is built by ``si-random`` or ``amorphous-carbon`` of :mod:`aiida_sianode.structures`.
-
-    :raises ValueError: for missing or unknown keys, or an element without a random-cell builder.
-    """
-    missing = [key for key in ('element', 'natoms', 'density') if key not in random_cell]
-    if missing:
-        raise ValueError(f'`random_cell` needs the keys element, natoms and density; missing: {", ".join(missing)}')
-    unknown = sorted(set(random_cell) - set(_RANDOM_CELL_KEYS))
-    if unknown:
-        raise ValueError(f'`random_cell` has unknown keys: {", ".join(unknown)}; known: {", ".join(_RANDOM_CELL_KEYS)}')
-    element = random_cell['element']
-    if element not in RANDOM_CELL_BUILDERS:
-        known = ', '.join(RANDOM_CELL_BUILDERS)
-        raise ValueError(f'no random-cell builder for `{element}` (known: {known}); give a `structure` instead')
-    parameters = {'n_atoms': random_cell['natoms'], 'density': random_cell['density']}
-    if 'min_distance' in random_cell:
-        parameters['min_distance'] = random_cell['min_distance']
-    return RANDOM_CELL_BUILDERS[element], parameters
-
-
-def check_random_cell(random_cell: dict, seed: int) -> None:
-    """Build the random cell once in Python so that an impossible request fails before anything runs.
-
-    :raises ValueError: with the builder's reason (too dense, density out of range, ...).
-    """
-    from aiida_sianode.structures import StructureBuildError, build
-
-    kind, parameters = random_cell_request(random_cell)
-    try:
-        build(kind, parameters, seed=seed)
-    except StructureBuildError as exception:
-        raise ValueError(str(exception)) from None
-
-
-def parse_cutoffs(cutoffs: dict[str, float]) -> dict[tuple[str, str], float]:
-    """Turn ``{'Si-Si': 2.85, 'Si-C': 2.3}`` into ``{('Si', 'Si'): 2.85, ('Si', 'C'): 2.3}``."""
-    result = {}
-    for key, value in cutoffs.items():
-        parts = key.split('-')
-        if len(parts) != 2 or any(part not in atomic_numbers for part in parts):
-            raise ValueError(f'a pair cutoff key is `Element-Element`, like `Si-Si`; got `{key}`')
-        if not float(value) > 0:
-            raise ValueError(f'the cutoff of `{key}` must be positive, got {value}')
-        result[(parts[0], parts[1])] = float(value)
-    return result
-
-
-def cutoffs_for_elements(elements, cutoffs: dict[str, float] | None = None) -> dict[str, float]:
-    """Return the pair cutoffs of every pair of ``elements``: ``cutoffs`` where given, else the defaults.
-
-    :raises ValueError: if a pair has no cutoff.
-    """
-    given = parse_cutoffs(cutoffs or {})
-    defaults = parse_cutoffs(DEFAULT_COORDINATION_CUTOFFS)
-    elements = sorted(set(elements))
-    result = {}
-    for index, first in enumerate(elements):
-        for second in elements[index:]:
-            for table in (given, defaults):
-                value = table.get((first, second), table.get((second, first)))
-                if value is not None:
-                    result[f'{first}-{second}'] = value
-                    break
-            else:
-                raise ValueError(f'no coordination cutoff for the pair {first}-{second}; give one in the cutoffs')
-    return result
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Calcfunctions: every derived node is linked to what it came from.
-# --------------------------------------------------------------------------------------------------------------
-
-
-@calcfunction
-def extract_snapshots(trajectory: LammpsTrajectory, temperatures: orm.List) -> dict:
-    """Return the frames of the quench trajectory after its first as ``snapshot_00``, ``snapshot_01``, ...
-
-    ``temperatures`` holds the nominal (thermostat target) temperature of every frame of the trajectory; each
-    snapshot is labelled with its own.
-    """
-    nominal = temperatures.get_list()
-    snapshots = {}
-    for index in range(1, trajectory.number_steps):
-        structure = trajectory.get_step_structure(index)
-        structure.label = f'quench snapshot at {nominal[index]:.0f} K'
-        snapshots[f'snapshot_{index - 1:02d}'] = structure
-    return snapshots
-
-
-@calcfunction
-def analyse_presampled_structure(
-    structure: orm.StructureData, cutoffs: orm.Dict, results: orm.Dict, schedule: orm.Dict
-) -> orm.Dict:
-    """Measure the density and the coordination numbers of ``structure``; add the final LAMMPS thermodynamics.
-
-    ``cutoffs`` is ``{'Si-Si': 2.85, ...}`` for every pair of elements; ``results`` the ``results`` output of the
-    last LAMMPS calculation; ``schedule`` what was run (steps, rates, the melt's mean square displacement), copied
-    into the output under ``schedule``.
-    """
-    from aiida_sianode.analysis import structure as analysis
-
-    atoms = structure.get_ase()
-    pairs = parse_cutoffs(cutoffs.get_dict())
-    elements = sorted(set(atoms.get_chemical_symbols()))
-    final = results.get_dict()
-    natoms = len(atoms)
-    properties = {
-        'natoms': natoms,
-        'formula': atoms.get_chemical_formula(mode='hill'),
-        'density_g_cm3': analysis.density_g_cm3(atoms),
-        'volume_per_atom_a3': float(atoms.cell.volume) / natoms,
-        'coordination_cutoffs': cutoffs.get_dict(),
-        'mean_coordination': analysis.mean_coordination(atoms, pairs),
-        'coordination_fractions': {
-            str(number): fraction for number, fraction in analysis.coordination_fractions(atoms, pairs).items()
-        },
-        'elements': {},
-        'partial_coordination': analysis.partial_coordination(atoms, pairs),
-        'schedule': schedule.get_dict(),
-    }
-    for element in elements:
-        properties['elements'][element] = {
-            'count': atoms.get_chemical_symbols().count(element),
-            'mean_coordination': analysis.mean_coordination(atoms, pairs, element=element),
-            'coordination_fractions': {
-                str(number): fraction
-                for number, fraction in analysis.coordination_fractions(atoms, pairs, element=element).items()
-            },
-        }
-    if 'final_pe' in final:
-        properties['potential_energy_ev_per_atom'] = float(final['final_pe']) / natoms
-    if 'final_temp' in final:
-        properties['final_temperature_k'] = float(final['final_temp'])
-    if 'final_press' in final:
-        properties['final_pressure_gpa'] = float(final['final_press']) / _BAR_PER_GPA
-    return orm.Dict(properties)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Validators
-# --------------------------------------------------------------------------------------------------------------
 
 
 def _validate_positive(node, _):
@@ -323,11 +107,9 @@ def _validate_structure(structure, _):
         return f'the structure must be periodic in three directions for a bulk melt-quench, got pbc={structure.pbc}'
     if structure.get_cell_volume() < 1e-6:
         return 'the structure has a cell of zero volume'
-    atoms = structure.get_ase()
-    if len(atoms) > 1:
-        distances = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]
-        if distances.min() < 0.5:
-            return f'two atoms of the structure are {distances.min():.3f} Å apart (under 0.5 Å): a broken structure'
+    closest = minimum_distance(structure.get_ase(), cutoff=0.5)
+    if closest < 0.5:
+        return f'two atoms of the structure are {closest:.3f} Å apart (under 0.5 Å): a broken structure'
     return None
 
 
@@ -370,11 +152,6 @@ def validate_inputs(inputs, _):
         except ValueError as exception:
             return f'{exception}: this pair has no default cutoff, give `coordination_cutoffs`'
     return None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The work chain
-# --------------------------------------------------------------------------------------------------------------
 
 
 class PresampleWorkChain(ProtocolMixin, WorkChain):
@@ -663,22 +440,12 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
 
     def run_melt(self):
         """Melt the starting structure at fixed volume."""
-        temperature = self.inputs.melt.temperature.value
-        parameters = self._parameters(
-            integration=self._integration('nvt', temperature, temperature),
-            steps=self.ctx.schedule['melt_steps'],
-            dump_interval=self.ctx.schedule['melt_steps'],
+        parameters = lammps.melt_parameters(
+            self.inputs.timestep.value,
+            self.inputs.melt.temperature.value,
+            self.ctx.schedule['melt_steps'],
+            self.inputs.seed.value,
         )
-        parameters['md']['velocity'] = [
-            {
-                'create': {'temp': temperature, 'seed': self.inputs.seed.value},
-                'dist': 'gaussian',
-                'mom': 'yes',
-                'rot': 'yes',
-            }
-        ]
-        # A global compute is printed with the thermo output; its last value is in the ``results`` output.
-        parameters['compute'] = {'msd': [{'type': [], 'group': 'all'}]}
         return self._submit('melt', parameters)
 
     def inspect_melt(self):
@@ -686,7 +453,7 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
         exit_code = self._inspect('melt', restart=True)
         if exit_code:
             return exit_code
-        msd = self.ctx.melt.outputs.results.get_dict().get('final_c_msd_all_aiida__4__')
+        msd = self.ctx.melt.outputs.results.get_dict().get(lammps.MELT_MSD_RESULT_KEY)
         if msd is None:
             return self.exit_codes.ERROR_MISSING_OUTPUT.format(stage='melt', output='mean square displacement')
         self.ctx.melt_msd = float(msd)
@@ -697,10 +464,10 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
 
     def run_quench(self):
         """Cool the liquid linearly from the melt temperature to the final temperature."""
-        parameters = self._parameters(
-            integration=self._integration(
-                self.inputs.ensemble.value, self.inputs.melt.temperature.value, self.ctx.final_temperature
-            ),
+        parameters = self._md(
+            self.inputs.ensemble.value,
+            self.inputs.melt.temperature.value,
+            self.ctx.final_temperature,
             steps=self.ctx.schedule['quench_steps'],
             dump_interval=self.ctx.schedule['quench_dump_interval'],
         )
@@ -722,8 +489,10 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
     def run_anneal(self):
         """Hold the quenched structure at the anneal temperature."""
         temperature = self.ctx.anneal_temperature
-        parameters = self._parameters(
-            integration=self._integration(self.inputs.ensemble.value, temperature, temperature),
+        parameters = self._md(
+            self.inputs.ensemble.value,
+            temperature,
+            temperature,
             steps=self.ctx.schedule['anneal_steps'],
             dump_interval=self.ctx.schedule['anneal_steps'],
         )
@@ -739,17 +508,9 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
 
     def run_relax(self):
         """Minimise the energy of the last structure (and relax the cell under ``npt``)."""
-        parameters = self._base_parameters(dump_interval=100_000)
-        parameters['minimize'] = {
-            'style': 'cg',
-            'energy_tolerance': 1.0e-10,
-            'force_tolerance': 1.0e-6,
-            'max_iterations': 10_000,
-            'max_evaluations': 100_000,
-        }
-        if self.inputs.ensemble.value == 'npt':
-            pressure_bar = self.inputs.pressure.value * _BAR_PER_GPA
-            parameters['fix'] = {'box/relax': [{'type': ['iso', pressure_bar], 'group': 'all'}]}
+        parameters = lammps.relax_parameters(
+            self.inputs.timestep.value, self.inputs.ensemble.value, self.inputs.pressure.value
+        )
         return self._submit('relax', parameters, restart=False)
 
     def inspect_relax(self):
@@ -794,42 +555,11 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
 
     # ---------------------------------------------------------------------------------------------- helpers
 
-    def _integration(self, ensemble: str, start: float, stop: float) -> dict:
-        """Return the aiida-lammps ``md.integration`` block: Nosé-Hoover, damping 100 (T) and 1000 (P) steps."""
-        timestep_ps = self.inputs.timestep.value * 1.0e-3
-        constraints = {'temp': [start, stop, 100 * timestep_ps]}
-        if ensemble == 'npt':
-            pressure_bar = self.inputs.pressure.value * _BAR_PER_GPA
-            constraints['iso'] = [pressure_bar, pressure_bar, 1000 * timestep_ps]
-        return {'style': ensemble, 'constraints': constraints}
-
-    def _base_parameters(self, dump_interval: int) -> dict:
-        """Return the parameters every stage shares: units, timestep, thermo output, dump interval, restart."""
-        return {
-            'control': {'units': 'metal', 'timestep': self.inputs.timestep.value * 1.0e-3, 'newton': 'on'},
-            'structure': {'atom_style': 'atomic'},
-            'potential': {},
-            'thermo': {
-                'printing_rate': 1000,
-                'thermo_printing': {
-                    'step': True,
-                    'temp': True,
-                    'pe': True,
-                    'etotal': True,
-                    'press': True,
-                    'vol': True,
-                    'density': True,
-                },
-            },
-            'dump': {'dump_rate': int(dump_interval)},
-        }
-
-    def _parameters(self, integration: dict, steps: int, dump_interval: int) -> dict:
-        """Return the parameters of an MD stage that writes a final restart file."""
-        parameters = self._base_parameters(dump_interval)
-        parameters['md'] = {'integration': integration, 'max_number_steps': int(steps)}
-        parameters['restart'] = {'print_final': True}
-        return parameters
+    def _md(self, ensemble: str, start: float, stop: float, steps: int, dump_interval: int) -> dict:
+        """Return the LAMMPS parameters of an MD stage from ``start`` to ``stop`` K in ``ensemble``."""
+        timestep = self.inputs.timestep.value
+        block = lammps.integration(ensemble, start, stop, timestep, self.inputs.pressure.value)
+        return lammps.md_parameters(timestep, block, steps, dump_interval)
 
     def _submit(self, stage: str, parameters: dict, restart: bool = True):
         """Submit one ``lammps.base`` calculation continuing from the previous stage."""
