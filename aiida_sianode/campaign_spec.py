@@ -125,11 +125,22 @@ class SelectionSpec(_Strict):
     max_per_run: int = Field(2, gt=0)
     max_total: int = Field(10, gt=0)
     seed: int = 0
+    # Calibrated trust levels (aiida_sianode.workflows.calibrate): `auto` sets lower / upper from the committee's
+    # calibration after the first labelled iteration, where the predicted true max force error (eV/Å) reaches
+    # target_force_error / max_force_error.
+    trust: Literal['fixed', 'auto'] = 'fixed'
+    target_force_error: float = Field(0.1, gt=0)
+    max_force_error: float = Field(1.0, gt=0)
+    calibration_method: Literal['scale', 'isotonic'] = 'scale'
 
     @model_validator(mode='after')
     def _ordered_levels(self):
         if self.lower >= self.upper:
             raise ValueError(f'lower trust level {self.lower} must be below the upper one {self.upper}')
+        if self.target_force_error >= self.max_force_error:
+            raise ValueError(
+                f'target_force_error {self.target_force_error} must be below max_force_error {self.max_force_error}'
+            )
         return self
 
 
@@ -140,6 +151,10 @@ class ConvergenceSpec(_Strict):
     max_iterations: int = Field(3, gt=0)
     max_labels: int = Field(100, gt=0)
     max_failed_label_fraction: float = Field(0.5, ge=0, le=1)
+    # Criteria beside the accurate fraction (aiida_sianode.analysis.convergence); null switches one off.
+    test_force_rmse: float | None = Field(None, gt=0, description='meV/Å, committee-mean force RMSE on test_set')
+    property: Literal['density'] | None = None
+    property_iterations: int = Field(2, gt=0)
 
 
 class DatasetSpec(_Strict):

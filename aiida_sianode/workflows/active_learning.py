@@ -23,8 +23,10 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import WorkflowFactory
 
+from aiida_sianode.analysis import convergence as criteria
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
+from aiida_sianode.workflows import calibrate as trust_calibration
 from aiida_sianode.workflows.explore import ExploreWorkChain, _as_structure_dict
 from aiida_sianode.workflows.select import select_from_exploration
 from aiida_sianode.workflows.select import validate_parameters as validate_selection_parameters
@@ -39,6 +41,7 @@ DEFAULT_CONVERGENCE = {
     'max_iterations': 3,
     'max_labels': 100,
     'max_failed_label_fraction': 0.5,
+    **criteria.CRITERIA_DEFAULTS,  # test_force_rmse (meV/Å), property, property_iterations
 }
 DEFAULT_DATASET = {'valid_fraction': 0.1, 'seed': 0, 'allow_mixed': False}
 
@@ -47,7 +50,8 @@ def _validate_selection(value, _ctx):
     if value is None:
         return None
     try:
-        validate_selection_parameters({**DEFAULT_SELECTION, **value.get_dict()})
+        _, selection = trust_calibration.split_trust_settings({**DEFAULT_SELECTION, **value.get_dict()})
+        validate_selection_parameters(selection)
     except ValueError as error:
         return str(error)
     return None
@@ -68,7 +72,7 @@ def _validate_convergence(value, _ctx):
         return f'max_failed_label_fraction must be in [0, 1], got {data["max_failed_label_fraction"]}'
     if data['max_iterations'] < 1 or data['max_labels'] < 1:
         return 'max_iterations and max_labels must be at least 1'
-    return None
+    return criteria.validate_criteria(data)
 
 
 def _validate_dataset(value, _ctx):
@@ -176,6 +180,7 @@ class ActiveLearningWorkChain(WorkChain):
                 if_(cls.should_grow)(
                     cls.select,
                     cls.label_selected,
+                    cls.calibrate,
                     cls.inspect_labels,
                 ),
                 cls.close_iteration,
@@ -292,7 +297,7 @@ class ActiveLearningWorkChain(WorkChain):
         builder.train = {key: value for key, value in train._data.items() if key not in ('dataset', 'test_dataset')}
 
         selection = {**DEFAULT_SELECTION, **(selection or {})}
-        validate_selection_parameters(selection)
+        validate_selection_parameters(trust_calibration.split_trust_settings(selection)[1])
         explore = ExploreWorkChain.get_builder_from_protocol(
             explore_code,
             None,
@@ -344,6 +349,10 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.labels_used = 0
         self.ctx.stop_reason = None
         self.ctx.row = self._new_row(0)
+        # Trust levels: fixed, or (trust: auto) set from the latest calibration of the committee.
+        self.ctx.trust, _ = trust_calibration.split_trust_settings(self.ctx.selection)
+        self.ctx.calibration = None
+        self.ctx.trust_levels = (self.ctx.selection['lower'], self.ctx.selection['upper'])
 
     def should_label_initial(self):
         """Label the given structures unless a training set was given."""
@@ -452,6 +461,7 @@ class ActiveLearningWorkChain(WorkChain):
         metrics = node.outputs.metrics.get_dict()
         self.ctx.row['wall_time_train_s'] = _wall_time([node])
         self.ctx.row['committee_metrics'] = _summarise_metrics(metrics)
+        self.ctx.row['test_force_rmse_mev_a'] = criteria.test_force_rmse(metrics)
         return None
 
     def explore(self):
@@ -459,6 +469,11 @@ class ActiveLearningWorkChain(WorkChain):
         inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, namespace='explore'))
         inputs.structures = dict(self.inputs.explore_structures)
         inputs.potentials = self.ctx.potentials
+        self.ctx.trust_levels = trust_calibration.trust_levels(
+            self.ctx.trust, self.ctx.calibration, (inputs.lower_trust.value, inputs.upper_trust.value)
+        )
+        inputs.lower_trust, inputs.upper_trust = (orm.Float(level) for level in self.ctx.trust_levels)
+        self.ctx.row['trust_levels'] = list(self.ctx.trust_levels)
         inputs.metadata = {'call_link_label': f'explore_iteration_{self.ctx.iteration:02d}'}
         node = self.submit(ExploreWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: exploring <{node.pk}>')
@@ -482,9 +497,22 @@ class ActiveLearningWorkChain(WorkChain):
                 'wall_time_explore_s': _wall_time([node]),
             }
         )
+        unreachable = trust_calibration.unreachable_level_note(node, self.ctx.trust_levels[0])
+        if unreachable:
+            self.ctx.row['trust_warning'] = unreachable
+            self.report(f'iteration {self.ctx.iteration}: {unreachable}')
         convergence = self.ctx.convergence
+        if convergence['property']:
+            from aiida_sianode.workflows.convergence import exploration_property
+
+            self.ctx.row['property'] = exploration_property(node, convergence['property'])
+        converged_by = criteria.convergence_reason([*self.ctx.rows, self.ctx.row], convergence)
         if total['accurate_fraction'] >= convergence['accurate_fraction']:
             self.ctx.stop_reason = 'converged'
+            self.ctx.row['converged_by'] = 'accurate_fraction'
+        elif converged_by:
+            self.ctx.stop_reason = 'converged'
+            self.ctx.row['converged_by'] = converged_by
         elif self.ctx.iteration >= convergence['max_iterations']:
             self.ctx.stop_reason = 'max_iterations'
         elif self.ctx.labels_used >= convergence['max_labels']:
@@ -502,7 +530,8 @@ class ActiveLearningWorkChain(WorkChain):
 
     def select(self):
         """Pick the frames to label from the explorations, within the label budget."""
-        settings = dict(self.ctx.selection)
+        settings = trust_calibration.split_trust_settings(self.ctx.selection)[1]
+        settings['lower'], settings['upper'] = self.ctx.trust_levels
         budget = self.ctx.convergence['max_labels'] - self.ctx.labels_used
         settings['max_total'] = min(settings['max_total'] or budget, budget)
         first_member = self.ctx.potentials[sorted(self.ctx.potentials)[0]]
@@ -527,6 +556,16 @@ class ActiveLearningWorkChain(WorkChain):
         if not self.ctx.selected:
             return None
         return self._submit_labels(list(self.ctx.selected.items()), config_type='active_learning')
+
+    def calibrate(self):
+        """Fit the committee's true max force error against its deviation on the frames just labelled."""
+        node = trust_calibration.calibrate_label_processes(
+            self.ctx.get('labels', []), call_link_label=f'calibrate_iteration_{self.ctx.iteration:02d}'
+        )
+        if node is not None:
+            self.ctx.calibration = node
+            self.ctx.row['calibration'] = trust_calibration.calibration_summary(node)
+            self.report(f'iteration {self.ctx.iteration}: calibration <{node.pk}>: {self.ctx.row["calibration"]}')
 
     def close_iteration(self):
         """Finish the iteration's row of the table."""
