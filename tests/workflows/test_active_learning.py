@@ -185,3 +185,23 @@ def _labels_of(dataset) -> list[LabelData]:
     from aiida_sianode.provenance import labels_of_dataset
 
     return labels_of_dataset(dataset)
+
+
+def test_campaign_report_page_and_its_images(campaign, tmp_path):
+    """``campaign report``: one page whose every image exists, with the calibration and per-iteration figures."""
+    from aiida_sianode.analysis.report import image_references, write_report
+
+    node, _ = campaign
+    page = write_report(node, tmp_path / 'report')
+    text = page.read_text()
+    images = image_references(text)
+    assert images, 'the report has no figures'
+    for name in images:
+        assert (page.parent / name).is_file(), f'{name} is referenced but missing'
+    iterations = [row['iteration'] for row in node.outputs.iterations.get_list() if row['iteration'] > 0]
+    for iteration in iterations:
+        assert f'deviations_iteration_{iteration:02d}.png' in images
+    assert 'calibration.png' in images  # the frames labelled in iteration 1 were calibrated
+    assert 'Cost per stage' in text and 'level_of_theory' in text
+    calibration = next(row['calibration'] for row in node.outputs.iterations.get_list() if row.get('calibration'))
+    assert calibration['n_pairs'] >= 1
