@@ -137,7 +137,9 @@ class ActiveLearningWorkChain(WorkChain):
         spec.input('label.overrides', valid_type=orm.Dict, required=False)
         spec.input('label.options', valid_type=orm.Dict, required=False)
 
-        spec.expose_inputs(TrainCommitteeWorkChain, namespace='train', exclude=('dataset', 'test_dataset'))
+        spec.expose_inputs(
+            TrainCommitteeWorkChain, namespace='train', exclude=('dataset', 'test_dataset', 'init_models')
+        )
         spec.expose_inputs(ExploreWorkChain, namespace='explore', exclude=('structures', 'potentials'))
 
         spec.input(
@@ -343,6 +345,7 @@ class ActiveLearningWorkChain(WorkChain):
         self.ctx.labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[self.inputs.label.labeler.value])
         self.ctx.training_set = self.inputs.get('training_set')
         self.ctx.potentials = dict(self.inputs.potentials) if self.inputs.get('potentials') else None
+        self.ctx.last_committee = self.ctx.potentials
         self.ctx.iteration = 0
         self.ctx.rows = []
         self.ctx.failed_labels = []
@@ -446,6 +449,8 @@ class ActiveLearningWorkChain(WorkChain):
         inputs.dataset = self.ctx.training_set
         if 'test_set' in self.inputs:
             inputs.test_dataset = self.inputs.test_set
+        if 'warm_start_epochs' in inputs and self.ctx.get('last_committee'):
+            inputs.init_models = self.ctx.last_committee  # warm start from the previous committee's weights
         inputs.metadata = {'call_link_label': f'train_iteration_{self.ctx.iteration:02d}'}
         node = self.submit(TrainCommitteeWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: training committee <{node.pk}>')
@@ -458,6 +463,7 @@ class ActiveLearningWorkChain(WorkChain):
             self._store_partial()
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
         self.ctx.potentials = dict(node.outputs.potentials)
+        self.ctx.last_committee = dict(self.ctx.potentials)
         metrics = node.outputs.metrics.get_dict()
         self.ctx.row['wall_time_train_s'] = _wall_time([node])
         self.ctx.row['committee_metrics'] = _summarise_metrics(metrics)
