@@ -105,31 +105,35 @@ def parameter_sets(names, plain_temperature: float) -> dict[str, dict]:
     return {name: sets[name] for name in names}
 
 
-def run(frames: int, temperatures, settings: dict[str, dict]) -> list[dict]:
-    """Label every frame with every parameter set; return one record per label."""
+def run(frames: int, temperatures, settings: dict[str, dict], systems=None, log=None) -> list[dict]:
+    """Label every frame with every parameter set; return one record per label (also appended to ``log``)."""
     from aiida_sianode.engines.label import label
 
     records = []
     with tempfile.TemporaryDirectory() as workdir:
         for system, cells in SYSTEMS.items():
+            if systems and system not in systems:
+                continue
             for temperature in temperatures:
                 for index in range(frames):
                     kind, parameters = cells[index % len(cells)]
                     atoms = heated_frame(kind, parameters, temperature, seed=index)
                     for name, values in settings.items():
                         result = label(atoms, 'xtb', values, workdir)
-                        records.append(
-                            {
-                                'settings': name,
-                                'system': system,
-                                'temperature_k': temperature,
-                                'frame': index,
-                                'formula': atoms.get_chemical_formula(),
-                                'status': result['status'],
-                                'error': result['error'],
-                                'wall_time_s': result['wall_time_s'],
-                            }
-                        )
+                        record = {
+                            'settings': name,
+                            'system': system,
+                            'temperature_k': temperature,
+                            'frame': index,
+                            'formula': atoms.get_chemical_formula(),
+                            'status': result['status'],
+                            'error': result['error'],
+                            'wall_time_s': result['wall_time_s'],
+                        }
+                        records.append(record)
+                        if log:
+                            with open(log, 'a') as handle:
+                                handle.write(json.dumps(record) + '\n')
                         print(
                             f'{name:8s} {system:6s} {temperature:6.0f} K {atoms.get_chemical_formula():8s} '
                             f'{result["status"]:18s} {result["wall_time_s"]:6.1f} s',
@@ -151,6 +155,8 @@ def table(records: list[dict], settings: dict[str, dict], temperatures) -> str:
         header = '| system | ' + ' | '.join(f'{t:g} K' for t in temperatures) + ' | all | rate | mean time (s) |'
         lines += [header, '|' + '---|' * (len(temperatures) + 4)]
         for system in SYSTEMS:
+            if not any(r['system'] == system for r in records):
+                continue
             mine = [r for r in records if r['settings'] == name and r['system'] == system]
             cells = []
             for temperature in temperatures:
@@ -173,12 +179,19 @@ def main() -> None:
     parser.add_argument('--temperatures', type=float, nargs='+', default=[300, 600, 1000, 1500])
     parser.add_argument('--settings', nargs='+', default=['protocol', 'plain'])
     parser.add_argument('--plain-temperature', type=float, default=300.0)
+    parser.add_argument('--systems', nargs='+', choices=list(SYSTEMS), help='only these systems (default: all)')
     parser.add_argument('--json', help='write every record to this file')
+    parser.add_argument('--log', help='append each record to this JSON-lines file as it is made')
+    parser.add_argument('--from-log', nargs='+', help='print the tables of records in these JSON-lines files')
     arguments = parser.parse_args()
     settings = parameter_sets(arguments.settings, arguments.plain_temperature)
+    if arguments.from_log:
+        records = [json.loads(line) for path in arguments.from_log for line in open(path) if line.strip()]
+        print(table(records, settings, arguments.temperatures))
+        return
     load_before = os.getloadavg()
     start = time.perf_counter()
-    records = run(arguments.frames, arguments.temperatures, settings)
+    records = run(arguments.frames, arguments.temperatures, settings, arguments.systems, arguments.log)
     elapsed = time.perf_counter() - start
     print(table(records, settings, arguments.temperatures))
     print(
