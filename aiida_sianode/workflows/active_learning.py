@@ -296,7 +296,9 @@ class ActiveLearningWorkChain(WorkChain):
             overrides=train_overrides,
             committee_size=committee_size,
         )
-        builder.train = {key: value for key, value in train._data.items() if key not in ('dataset', 'test_dataset')}
+        builder.train = {
+            key: value for key, value in train._data.items() if key not in ('dataset', 'test_dataset', 'init_models')
+        }
 
         selection = {**DEFAULT_SELECTION, **(selection or {})}
         validate_selection_parameters(trust_calibration.split_trust_settings(selection)[1])
