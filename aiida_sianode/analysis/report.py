@@ -346,3 +346,45 @@ def write_report(node, directory: str | pathlib.Path) -> pathlib.Path:
 def image_references(page: str) -> list[str]:
     """Return the ``src`` of every ``<img>`` of an HTML ``page``."""
     return re.findall(r'<img src="([^"]+)"', page)
+
+
+#: Injected into a copy of a page: after loading, the body says whether every image decoded.
+IMAGE_CHECK = (
+    '<script>window.addEventListener("load", () => {document.body.setAttribute("data-images", '
+    '[...document.images].map(i => i.complete && i.naturalWidth > 0 ? "ok" : "broken:" + i.src).join(","));});'
+    '</script></body>'
+)
+
+
+def images_in_browser(page: pathlib.Path, browser: str) -> list[str]:
+    """Open ``page`` in headless chromium (``browser``: its executable); return ``ok`` or ``broken:<src>`` per image.
+
+    A copy of the page with a small script beside it records, once loaded, whether each image decoded.
+    """
+    import subprocess
+
+    probe = page.with_name('_image_check.html')
+    probe.write_text(page.read_text().replace('</body>', IMAGE_CHECK))
+    try:
+        result = subprocess.run(
+            [
+                browser,
+                '--headless',
+                '--no-sandbox',
+                '--disable-gpu',
+                '--virtual-time-budget=10000',
+                '--dump-dom',
+                probe.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        probe.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise RuntimeError(f'{browser} failed: {result.stderr.decode()[-2000:]}')
+    match = re.search(r'data-images="([^"]*)"', result.stdout.decode())
+    if match is None:
+        raise RuntimeError(f'{page} did not finish loading in {browser}')
+    return match.group(1).split(',') if match.group(1) else []

@@ -205,3 +205,10 @@ def test_campaign_report_page_and_its_images(campaign, tmp_path):
     assert 'Cost per stage' in text and 'level_of_theory' in text
     calibration = next(row['calibration'] for row in node.outputs.iterations.get_list() if row.get('calibration'))
     assert calibration['n_pairs'] >= 1
+    import shutil
+
+    browser = shutil.which('chromium') or shutil.which('chromium-browser')
+    if browser is not None:  # Debian's chromium: the page opens and every image decodes
+        from aiida_sianode.analysis.report import images_in_browser
+
+        assert images_in_browser(page, browser) == ['ok'] * len(images)
