@@ -208,6 +208,22 @@ def cost_per_stage(node) -> dict[str, dict]:
     }
 
 
+def _find_code(namespace):
+    """Return the first code in an input namespace (searched depth first), or ``None``."""
+    from collections.abc import Mapping
+
+    from aiida import orm
+
+    for value in namespace.values():
+        if isinstance(value, orm.AbstractCode):
+            return value
+        if isinstance(value, Mapping):
+            found = _find_code(value)
+            if found is not None:
+                return found
+    return None
+
+
 def provenance_summary(node) -> dict:
     """Return codes, package versions, level of theory and potentials of a campaign."""
     from aiida_sianode import __version__
@@ -215,9 +231,7 @@ def provenance_summary(node) -> dict:
     summary: dict = {'aiida-sianode': __version__, 'codes': {}, 'potentials': {}}
     inputs = node.inputs
     for namespace in ('label', 'train', 'explore'):
-        code = inputs[namespace].get('code') if namespace in inputs else None
-        if code is None and namespace in inputs:
-            code = next((value for value in inputs[namespace].values() if hasattr(value, 'computer')), None)
+        code = _find_code(inputs[namespace]) if namespace in inputs else None
         if code is not None:
             summary['codes'][namespace] = f'{code.full_label} (pk {code.pk})'
     outputs = node.outputs
