@@ -295,7 +295,9 @@ def summarise_committee_metrics(member_metrics: dict[str, dict], predictions: di
 
 
 def warm_start_parameters(parameters: dict, epochs: int) -> dict:
-    """Return member ``parameters`` for a warm start of ``epochs`` epochs (patience and stage two fitted in)."""
+    """Return member ``parameters`` for a warm start of ``epochs`` epochs, never more than a cold start's
+    ``max_num_epochs`` (patience and stage two fitted in)."""
+    epochs = min(int(epochs), int(parameters.get('max_num_epochs', epochs)))
     parameters = {
         **parameters,
         'max_num_epochs': int(epochs),
