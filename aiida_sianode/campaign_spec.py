@@ -182,6 +182,13 @@ class SelectionSettings(_Strict):
     explained_variance: float = Field(0.95, gt=0, le=1)
     r_max: float = Field(5.0, gt=0.5, allow_inf_nan=False)
     n_bins: int = Field(12, ge=1, strict=True)
+    # Calibrated trust levels (aiida_sianode.workflows.calibrate): `auto` sets lower / upper from the committee's
+    # calibration after the first labelled iteration, where the predicted true max force error (eV/Å) reaches
+    # target_force_error / max_force_error.
+    trust: Literal['fixed', 'auto'] = 'fixed'
+    target_force_error: float = Field(0.1, gt=0, allow_inf_nan=False)
+    max_force_error: float = Field(1.0, gt=0, allow_inf_nan=False)
+    calibration_method: Literal['scale', 'isotonic'] = 'scale'
 
     @field_validator('strategy')
     @classmethod
@@ -196,6 +203,10 @@ class SelectionSettings(_Strict):
             raise ValueError(f'the lower trust level {self.lower} must be below the upper one {self.upper}')
         if self.strategy == 'direct' and not (self.n_clusters or self.birch_threshold or self.max_total):
             raise ValueError('the direct strategy needs n_clusters, birch_threshold or max_total to size its clusters')
+        if self.target_force_error >= self.max_force_error:
+            raise ValueError(
+                f'target_force_error {self.target_force_error} must be below max_force_error {self.max_force_error}'
+            )
         return self
 
 
@@ -206,6 +217,10 @@ class ConvergenceSpec(_Strict):
     max_iterations: int = Field(gt=0, strict=True)
     max_labels: int = Field(gt=0, strict=True)
     max_failed_label_fraction: float = Field(ge=0, le=1)
+    # Criteria beside the accurate fraction (aiida_sianode.analysis.convergence); null switches one off.
+    test_force_rmse: float | None = Field(gt=0, description='meV/Å, committee-mean force RMSE on test_set')
+    property: Literal['density'] | None
+    property_iterations: int = Field(gt=0, strict=True)
 
 
 class DatasetSpec(_Strict):

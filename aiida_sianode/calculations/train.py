@@ -61,6 +61,10 @@ def validate_inputs(inputs: dict, _) -> str | None:
     return None
 
 
+#: File name of the warm-start model in the working folder.
+WARM_START_FILENAME = 'init.model'
+
+
 class TrainCalculation(CalcJob):
     """Train one MACE potential (``mace_run_train``) on a DatasetData and score it on every split."""
 
@@ -86,6 +90,12 @@ class TrainCalculation(CalcJob):
             validator=validate_parameters,
             help='Training parameters (see `aiida_sianode.engines.train.PARAMETER_SPECS`); missing keys take the '
             "engine's defaults, unknown keys are refused.",
+        )
+        spec.input(
+            'init_model',
+            valid_type=PotentialData,
+            required=False,
+            help="Warm start: begin from this model's architecture and weights (mace's --foundation_model).",
         )
         spec.inputs.validator = validate_inputs
         options = spec.inputs['metadata']['options']
@@ -144,6 +154,11 @@ class TrainCalculation(CalcJob):
             'valid_file': pathlib.Path(paths['valid']).name,
             'test_file': test_file,
         }
+        local_copy_list = []
+        if 'init_model' in self.inputs:
+            model = self.inputs.init_model
+            local_copy_list.append((model.uuid, model.filename, WARM_START_FILENAME))
+            config['init_model'] = WARM_START_FILENAME
         with folder.open(self.CONFIG_FILENAME, 'w', encoding='utf8') as handle:
             json.dump(config, handle, indent=2)
 
@@ -155,6 +170,7 @@ class TrainCalculation(CalcJob):
 
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = local_copy_list
         calcinfo.retrieve_list = [engine.METRICS_FILENAME, engine.LOG_FILENAME, self.STDERR_FILENAME]
         # The model and the predictions become output nodes of their own: no second copy in `retrieved`.
         calcinfo.retrieve_temporary_list = [engine.MODEL_FILENAME, engine.PREDICTIONS_FILENAME]

@@ -209,6 +209,30 @@ def cmd_campaign_show(pk, output_dir, as_json):
         echo_info(f'learning curve: {summary["plot"]}')
 
 
+@cmd_campaign.command('report')
+@click.argument('pk', type=str)
+@click.option(
+    '-o',
+    '--output',
+    'output_dir',
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help='Folder of the HTML page and its PNGs (default: runs/campaign-<pk>/report/).',
+)
+@decorators.with_dbenv()
+def cmd_campaign_report(pk, output_dir):
+    """Write one HTML page with the table, learning curve, parity, deviation and calibration plots of campaign PK."""
+    from aiida import orm
+
+    from aiida_sianode.analysis.report import write_report
+
+    node = orm.load_node(pk)
+    if 'ActiveLearning' not in (node.process_type or '') and 'active_learning' not in (node.process_type or ''):
+        fail(f'node {pk} is not an ActiveLearningWorkChain', False)
+    path = write_report(node, output_dir or pathlib.Path('runs') / f'campaign-{node.pk}' / 'report')
+    echo_info(f'campaign report: {path}')
+
+
 def write_campaign_report(node, directory: pathlib.Path) -> dict:
     """Write ``iterations.json``, ``report.md`` and ``learning_curve.png`` of campaign ``node``; return the summary."""
     import json

@@ -76,9 +76,16 @@ PARAMETERS: dict[str, dict[str, tuple[tuple, Any]]] = {
         'electronic_temperature_k': (_NUMBER, 300.0),
         'max_iterations': ((int,), 250),
         'mixer_damping': (_NUMBER, 0.4),
+        # SCF annealing (tblite's ``annealing``): start the SCF at ``start_k``, hold it ``hold_iterations`` cycles,
+        # then lower it to ``electronic_temperature_k`` over ``cycles`` cycles. The converged result is the one at
+        # ``electronic_temperature_k`` (the level of theory does not change); it only helps metals converge.
+        'scf_annealing': ((dict, type(None)), None),
         'compute_stress': ((bool,), True),
     },
 }
+
+#: The keys of the xTB ``scf_annealing`` setting.
+XTB_ANNEALING_KEYS = ('start_k', 'hold_iterations', 'cycles')
 
 
 class InvalidParameters(ValueError):
@@ -139,6 +146,31 @@ def validate_parameters(labeler: str, parameters: dict) -> list[str]:
     else:
         for key in ('accuracy', 'electronic_temperature_k', 'max_iterations', 'mixer_damping'):
             positive(key)
+        problems.extend(_annealing_problems(parameters.get('scf_annealing'), parameters.get('max_iterations', 250)))
+    return problems
+
+
+def _annealing_problems(annealing: dict | None, max_iterations: int) -> list[str]:
+    """Return the problems of the xTB ``scf_annealing`` setting (``None`` switches annealing off)."""
+    if annealing is None:
+        return []
+    if set(annealing) != set(XTB_ANNEALING_KEYS):
+        return [
+            f'parameter `scf_annealing` needs exactly the keys {", ".join(XTB_ANNEALING_KEYS)}, got {sorted(annealing)}'
+        ]
+    problems = []
+    start = annealing['start_k']
+    if isinstance(start, bool) or not isinstance(start, _NUMBER) or not start > 0:
+        problems.append(f'scf_annealing `start_k` must be a positive number (K), got {start!r}')
+    for key in ('hold_iterations', 'cycles'):
+        value = annealing[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f'scf_annealing `{key}` must be a non-negative integer, got {value!r}')
+    if not problems and annealing['hold_iterations'] + annealing['cycles'] >= max_iterations:
+        problems.append(
+            f'scf_annealing hold_iterations + cycles ({annealing["hold_iterations"] + annealing["cycles"]}) must be '
+            f'below max_iterations ({max_iterations}), or the SCF never runs at the electronic temperature'
+        )
     return problems
 
 
@@ -318,15 +350,20 @@ def xtb_reported_level_of_theory(calc) -> dict:
 def run_xtb(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
     """Run one GFN1-xTB single point of ``atoms`` with tblite; return the results dictionary (see module doc)."""
     from ase.calculators.calculator import CalculationFailed
-    from ase.units import kB
+    from ase.units import Hartree, kB
     from tblite.ase import TBLite
 
+    annealing = parameters.get('scf_annealing')
     atoms.calc = TBLite(
         method='GFN1-xTB',
         accuracy=float(parameters['accuracy']),
         electronic_temperature=float(parameters['electronic_temperature_k']),
         max_iterations=int(parameters['max_iterations']),
         mixer_damping=float(parameters['mixer_damping']),
+        # tblite takes the annealing start temperature in Hartree.
+        annealing=None
+        if annealing is None
+        else (float(annealing['start_k']) * kB / Hartree, int(annealing['hold_iterations']), int(annealing['cycles'])),
         verbosity=0,
     )
     level_of_theory = {
@@ -337,7 +374,11 @@ def run_xtb(atoms, parameters: dict, workdir: pathlib.Path) -> dict:
         'smearing': {'type': 'fermi-dirac', 'width_ev': float(parameters['electronic_temperature_k']) * kB},
         'spin': False,
     }
-    scf = {'max_iterations': int(parameters['max_iterations']), 'mixer_damping': float(parameters['mixer_damping'])}
+    scf = {
+        'max_iterations': int(parameters['max_iterations']),
+        'mixer_damping': float(parameters['mixer_damping']),
+        'annealing': annealing,
+    }
     results = {'level_of_theory': level_of_theory, 'scf': scf}
     try:
         energy = atoms.get_potential_energy()

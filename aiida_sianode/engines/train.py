@@ -216,6 +216,7 @@ class _LossMonitor:
         self.stale = 0
         self.evaluations = 0
         self.stopped_early = False
+        self.initial_loss: float | None = None  # validation loss before the first epoch (warm starts: already low)
 
     def observe(self, record: dict) -> None:
         """Check one record of mace's metrics logger; raise to stop the training loop."""
@@ -224,6 +225,8 @@ class _LossMonitor:
         if loss is not None and not math.isfinite(float(loss)):
             where = 'before training' if epoch is None else f'in epoch {epoch}'
             raise NonFiniteLossError(f'{record.get("mode", "training")} loss is {loss} {where}')
+        if record.get('mode') == 'eval' and epoch is None and loss is not None:
+            self.initial_loss = float(loss)
         if record.get('mode') != 'eval' or epoch is None:
             return
         self.last_epoch = epoch
@@ -329,6 +332,9 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
             extra = {s for atoms in frames.get(split, []) for s in atoms.get_chemical_symbols()} - training_elements
             if extra:
                 raise TrainingInputError(f'the {split} frames hold elements absent from training: {sorted(extra)}')
+        init_model = config.get('init_model')
+        if init_model and not (directory / init_model).is_file():
+            raise TrainingInputError(f'the warm-start model `{init_model}` (config `init_model`) does not exist')
         if isinstance(parameters['E0s'], dict) and training_elements - set(parameters['E0s']):
             missing = sorted(training_elements - set(parameters['E0s']))
             raise TrainingInputError(f'`E0s` gives no isolated-atom energy for {missing}')
@@ -393,6 +399,11 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
         with_stress=with_stress,
         work_dir=str(work_dir),
     )
+    if init_model:
+        # Warm start: mace builds the model from this model's architecture and starts from its weights (a local
+        # file is never a multi-head fine-tuning in mace 0.3.16: that needs the pretraining data).
+        argv.extend(['--foundation_model', str(directory / init_model)])
+        metrics['init_model'] = init_model
     metrics['mace_arguments'] = argv
     metrics['loss'] = 'stress' if with_stress else 'weighted'
 
@@ -416,6 +427,7 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
     metrics['stage_two_reached'] = monitor.in_stage_two
     metrics['best_epoch'] = monitor.best_epoch
     metrics['best_valid_loss'] = monitor.lowest if math.isfinite(monitor.lowest) else None
+    metrics['initial_valid_loss'] = monitor.initial_loss
     metrics['stopped_early'] = monitor.stopped_early
     _copy_log(work_dir, parameters['seed'], directory)
 

@@ -23,11 +23,13 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import WorkflowFactory
 
+from aiida_sianode.analysis import convergence as criteria
 from aiida_sianode.analysis.campaign import summarise_metrics, wall_time
 from aiida_sianode.campaign_spec import LABELERS, PROTOCOL_FILE, validate_settings
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
 from aiida_sianode.protocols import ProtocolMixin
+from aiida_sianode.workflows import calibrate as trust_calibration
 from aiida_sianode.workflows.explore import ExploreWorkChain, _as_structure_dict
 from aiida_sianode.workflows.select import select_from_exploration
 from aiida_sianode.workflows.train import TrainCommitteeWorkChain
@@ -107,7 +109,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.input('label.overrides', valid_type=orm.Dict, required=False)
         spec.input('label.options', valid_type=orm.Dict, required=False)
 
-        spec.expose_inputs(TrainCommitteeWorkChain, namespace='train', exclude=('dataset', 'test_dataset'))
+        spec.expose_inputs(
+            TrainCommitteeWorkChain, namespace='train', exclude=('dataset', 'test_dataset', 'init_models')
+        )
         spec.expose_inputs(ExploreWorkChain, namespace='explore', exclude=('structures', 'potentials'))
 
         spec.input(
@@ -152,6 +156,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 if_(cls.should_grow)(
                     cls.select,
                     cls.label_selected,
+                    cls.calibrate,
                     cls.inspect_labels,
                     cls.grow_training_set,
                 ),
@@ -270,6 +275,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         )
         train.pop('dataset', None)
         train.pop('test_dataset', None)
+        train.pop('init_models', None)
         builder.train = train
 
         settings = {
@@ -306,12 +312,17 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[self.inputs.label.labeler.value])
         self.ctx.training_set = self.inputs.get('training_set')
         self.ctx.potentials = dict(self.inputs.potentials) if self.inputs.get('potentials') else None
+        self.ctx.last_committee = self.ctx.potentials
         self.ctx.iteration = 0
         self.ctx.rows = []
         self.ctx.failed_labels = []
         self.ctx.labels_used = 0
         self.ctx.stop_reason = None
         self.ctx.row = self._new_row(0)
+        # Trust levels: fixed, or (trust: auto) set from the latest calibration of the committee.
+        self.ctx.trust, _ = trust_calibration.split_trust_settings(self.ctx.selection)
+        self.ctx.calibration = None
+        self.ctx.trust_levels = (self.ctx.selection['lower'], self.ctx.selection['upper'])
 
     def should_label_initial(self):
         """Label the given structures unless a training set was given."""
@@ -411,6 +422,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         inputs.dataset = self.ctx.training_set
         if 'test_set' in self.inputs:
             inputs.test_dataset = self.inputs.test_set
+        if 'warm_start_epochs' in inputs and self.ctx.get('last_committee'):
+            inputs.init_models = self.ctx.last_committee  # warm start from the previous committee's weights
         inputs.metadata = {'call_link_label': f'train_iteration_{self.ctx.iteration:02d}'}
         node = self.submit(TrainCommitteeWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: training committee <{node.pk}>')
@@ -423,9 +436,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self._store_partial()
             return self.exit_codes.ERROR_TRAINING_FAILED.format(message=f'process {node.pk}: {node.exit_message}')
         self.ctx.potentials = dict(node.outputs.potentials)
+        self.ctx.last_committee = dict(self.ctx.potentials)
         metrics = node.outputs.metrics.get_dict()
         self.ctx.row['wall_time_train_s'] = wall_time([node])
         self.ctx.row['committee_metrics'] = summarise_metrics(metrics)
+        self.ctx.row['test_force_rmse_mev_a'] = criteria.test_force_rmse(metrics)
         return None
 
     def explore(self):
@@ -433,6 +448,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, namespace='explore'))
         inputs.structures = dict(self.inputs.explore_structures)
         inputs.potentials = self.ctx.potentials
+        self.ctx.trust_levels = trust_calibration.trust_levels(
+            self.ctx.trust, self.ctx.calibration, (inputs.lower_trust.value, inputs.upper_trust.value)
+        )
+        inputs.lower_trust, inputs.upper_trust = (orm.Float(level) for level in self.ctx.trust_levels)
+        self.ctx.row['trust_levels'] = list(self.ctx.trust_levels)
         inputs.metadata = {'call_link_label': f'explore_iteration_{self.ctx.iteration:02d}'}
         node = self.submit(ExploreWorkChain, **inputs)
         self.report(f'iteration {self.ctx.iteration}: exploring <{node.pk}>')
@@ -456,9 +476,22 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 'wall_time_explore_s': wall_time([node]),
             }
         )
+        unreachable = trust_calibration.unreachable_level_note(node, self.ctx.trust_levels[0])
+        if unreachable:
+            self.ctx.row['trust_warning'] = unreachable
+            self.report(f'iteration {self.ctx.iteration}: {unreachable}')
         convergence = self.ctx.convergence
+        if convergence['property']:
+            from aiida_sianode.workflows.convergence import exploration_property
+
+            self.ctx.row['property'] = exploration_property(node, convergence['property'])
+        converged_by = criteria.convergence_reason([*self.ctx.rows, self.ctx.row], convergence)
         if total['accurate_fraction'] >= convergence['accurate_fraction']:
             self.ctx.stop_reason = 'converged'
+            self.ctx.row['converged_by'] = 'accurate_fraction'
+        elif converged_by:
+            self.ctx.stop_reason = 'converged'
+            self.ctx.row['converged_by'] = converged_by
         elif self.ctx.iteration >= convergence['max_iterations']:
             self.ctx.stop_reason = 'max_iterations'
         elif self.ctx.labels_used >= convergence['max_labels']:
@@ -476,7 +509,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
     def select(self):
         """Pick the frames to label from the explorations, within the label budget."""
-        settings = dict(self.ctx.selection)
+        settings = trust_calibration.split_trust_settings(self.ctx.selection)[1]
+        settings['lower'], settings['upper'] = self.ctx.trust_levels
         budget = self.ctx.convergence['max_labels'] - self.ctx.labels_used
         settings['max_total'] = min(settings['max_total'] or budget, budget)
         first_member = self.ctx.potentials[sorted(self.ctx.potentials)[0]]
@@ -501,6 +535,16 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if not self.ctx.selected:
             return None
         return self._submit_labels(list(self.ctx.selected.items()), config_type='active_learning')
+
+    def calibrate(self):
+        """Fit the committee's true max force error against its deviation on the frames just labelled."""
+        node = trust_calibration.calibrate_label_processes(
+            self.ctx.get('labels', []), call_link_label=f'calibrate_iteration_{self.ctx.iteration:02d}'
+        )
+        if node is not None:
+            self.ctx.calibration = node
+            self.ctx.row['calibration'] = trust_calibration.calibration_summary(node)
+            self.report(f'iteration {self.ctx.iteration}: calibration <{node.pk}>: {self.ctx.row["calibration"]}')
 
     def close_iteration(self):
         """Finish the iteration's row of the table."""

@@ -288,6 +288,21 @@ def summarise_committee_metrics(member_metrics: dict[str, dict], predictions: di
     return summary
 
 
+def warm_start_parameters(parameters: dict, epochs: int) -> dict:
+    """Return member ``parameters`` for a warm start of ``epochs`` epochs, never more than a cold start's
+    ``max_num_epochs`` (patience and stage two fitted in)."""
+    epochs = min(int(epochs), int(parameters.get('max_num_epochs', epochs)))
+    parameters = {
+        **parameters,
+        'max_num_epochs': int(epochs),
+        'patience': min(parameters.get('patience', epochs), epochs),
+    }
+    start = parameters.get('stage_two_start')
+    if parameters.get('stage_two') and start is not None and start >= epochs:
+        parameters['stage_two_start'] = None  # the engine then starts stage two at 3/4 of the epochs
+    return parameters
+
+
 @calcfunction
 def summarise_committee(failures: orm.Dict, **members) -> orm.Dict:
     """Summarise a trained committee from its members' ``metrics_<label>`` and ``predictions_<label>`` outputs.
@@ -335,8 +350,21 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
         spec.expose_inputs(
             TrainWorkChain,
             namespace='member',
-            exclude=('train.dataset', 'train.test_dataset'),
+            exclude=('train.dataset', 'train.test_dataset', 'train.init_model'),
             namespace_options={'help': 'Inputs of every member TrainWorkChain; the seed is shifted per member.'},
+        )
+        spec.input_namespace(
+            'init_models',
+            valid_type=PotentialData,
+            dynamic=True,
+            required=False,
+            help='Warm start: member_XX starts from init_models.member_XX (a previous committee) instead of scratch.',
+        )
+        spec.input(
+            'warm_start_epochs',
+            valid_type=orm.Int,
+            required=False,
+            help='max_num_epochs of a member that starts from an init_models entry (a warm start needs fewer).',
         )
         spec.outline(
             cls.setup,
@@ -388,6 +416,9 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
         builder.member.train.metadata.options = member.train.metadata.options
         builder.member.max_iterations = member.max_iterations
         builder.member.clean_workdir = member.clean_workdir
+        warm_start_epochs = cls.get_protocol_inputs(protocol, None).get('warm_start_epochs')
+        if warm_start_epochs:
+            builder.warm_start_epochs = orm.Int(warm_start_epochs)
         return builder
 
     def setup(self):
@@ -406,6 +437,10 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
             if 'test_dataset' in self.inputs:
                 inputs.train.test_dataset = self.inputs.test_dataset
             parameters = member_parameters(self.ctx.parameters, index)
+            if label in self.inputs.get('init_models', {}):
+                inputs.train.init_model = self.inputs.init_models[label]
+                if 'warm_start_epochs' in self.inputs:
+                    parameters = warm_start_parameters(parameters, self.inputs.warm_start_epochs.value)
             inputs.train.parameters = orm.Dict(parameters)
             inputs.metadata = {'call_link_label': label}
             node = self.submit(TrainWorkChain, **inputs)

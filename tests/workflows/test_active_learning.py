@@ -226,3 +226,30 @@ def test_campaign_summary_is_recomputed_from_the_deviation_arrays(campaign):
     assert summary['labels_computed'] == sum(
         row['labels_added'] + row['labels_failed'] for row in summary['iterations']
     )
+
+
+def test_campaign_report_page_and_its_images(campaign, tmp_path):
+    """``campaign report``: one page whose every image exists, with the calibration and per-iteration figures."""
+    from aiida_sianode.analysis.report import image_references, write_report
+
+    node, _ = campaign
+    page = write_report(node, tmp_path / 'report')
+    text = page.read_text()
+    images = image_references(text)
+    assert images, 'the report has no figures'
+    for name in images:
+        assert (page.parent / name).is_file(), f'{name} is referenced but missing'
+    iterations = [row['iteration'] for row in node.outputs.iterations.get_list() if row['iteration'] > 0]
+    for iteration in iterations:
+        assert f'deviations_iteration_{iteration:02d}.png' in images
+    assert 'calibration.png' in images  # the frames labelled in iteration 1 were calibrated
+    assert 'Cost per stage' in text and 'level_of_theory' in text
+    calibration = next(row['calibration'] for row in node.outputs.iterations.get_list() if row.get('calibration'))
+    assert calibration['n_pairs'] >= 1
+    import shutil
+
+    browser = shutil.which('chromium') or shutil.which('chromium-browser')
+    if browser is not None:  # Debian's chromium: the page opens and every image decodes
+        from aiida_sianode.analysis.report import images_in_browser
+
+        assert images_in_browser(page, browser) == ['ok'] * len(images)
