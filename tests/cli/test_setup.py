@@ -30,6 +30,7 @@ def test_setup_is_idempotent_and_json_is_clean(tmp_path):
         'sianode-label@localhost',
         'sianode-train@localhost',
         'sianode-explore@localhost',
+        'sianode-property@localhost',
         'lammps@localhost',
     }
     assert all(code['created'] for code in first['codes'].values())
