@@ -29,14 +29,40 @@ import json
 import math
 import os
 import pathlib
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from aiida_sianode.properties.common import InvalidPropertyInput, check_min_distance, require_keys
+from aiida_sianode.properties.md_files import (  # noqa: F401  (the run's files; re-exported for callers)
+    CHECKPOINT,
+    COMMITTEE,
+    FLAGGED,
+    RESULT,
+    THERMO,
+    TRAJECTORY_DIR,
+    clear_outputs,
+    cut_back_outputs,
+    integrator_state,
+    read_checkpoint,
+    read_jsonl,
+    read_trajectory,
+    restore_integrator_state,
+    truncate_extxyz,
+    truncate_jsonl,
+    write_checkpoint,
+    write_frame,
+    write_json,
+)
+from aiida_sianode.properties.md_watch import (  # noqa: F401  (re-exported for callers)
+    committee_deviation,
+    committee_others,
+    find_committee_models,
+    load_other_members,
+    member_predictions,
+)
 
 KIND = 'md'
 DESCRIPTION = 'production MD (NVT / NPT) driven by one member, with checkpoints and the committee watching it'
@@ -84,17 +110,6 @@ TRAJECTORY_SETTINGS = (
     'sample_interval',
     'checkpoint_interval',
 )
-
-CHECKPOINT = 'checkpoint.npz'
-RESULT = 'md_result.json'
-THERMO = 'thermo.jsonl'
-COMMITTEE = 'committee.jsonl'
-FLAGGED = 'flagged.extxyz'
-TRAJECTORY_DIR = 'trajectory'
-#: integrator parts whose numeric state a checkpoint keeps
-INTEGRATOR_PARTS = ('dynamics', '_thermostat', '_barostat')
-#: integrator attributes never put in a checkpoint (objects, or rebuilt from the atoms)
-SKIPPED_ATTRIBUTES = {'atoms', 'masses', 'rng', 'comm', 'observers', 'logfile', 'trajectory'}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -196,83 +211,13 @@ def validate_settings(settings: dict, structures: list) -> None:
 # the committee at sampled frames
 
 
-def find_committee_models(settings: Mapping[str, Any], workdir: pathlib.Path) -> tuple[list[pathlib.Path], int | None]:
-    """Return ``(model files of the committee, index of the driving member)``.
-
-    From ``committee_models`` / ``member_index`` when given; else from the property engine's layout (``input.json``
-    one folder up naming the models, this folder named ``member_<i>``); else ``([], None)`` (no watch).
-    """
-    if settings.get('committee_models'):
-        return [pathlib.Path(path) for path in settings['committee_models']], settings.get('member_index')
-    engine_input = workdir.parent / 'input.json'
-    match = re.fullmatch(r'member_(\d+)', workdir.name)
-    if not engine_input.is_file():
-        return [], None
-    try:
-        data = json.loads(engine_input.read_text())
-    except ValueError:
-        return [], None
-    models = [workdir.parent / name for name in data.get('models', [])]
-    return models, int(match.group(1)) if match else None
-
-
-def load_other_members(calculator, models: Sequence[pathlib.Path], member_index: int | None):
-    """Return one MACE calculator over every committee model but the driving one (``None`` when there is none)."""
-    others = [path for index, path in enumerate(models) if index != member_index]
-    if not others:
-        return None
-    import mace  # noqa: F401  (sets torch's weights-only switch before the model is unpickled)
-    from mace.calculators import MACECalculator
-
-    device = str(getattr(calculator, 'device', 'cpu'))
-    dtype = getattr(calculator, 'default_dtype', 'float64') or 'float64'
-    return MACECalculator(model_paths=[str(path) for path in others], device=device, default_dtype=dtype)
-
-
-def committee_others(calculator, settings: Mapping[str, Any], workdir: pathlib.Path) -> list:
-    """The calculators of the committee's other members for the member running in ``workdir`` (the folder the
-    property engine gives it), found by :func:`find_committee_models`; ``[]`` when there are none."""
-    models, member_index = find_committee_models(settings, pathlib.Path(workdir))
-    other = load_other_members(calculator, models, member_index) if models else None
-    return [other] if other is not None else []
-
-
-def member_predictions(calculator, atoms) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate ``atoms`` with ``calculator`` (one model, or a mace calculator over several); return the member
-    energies ``(k,)`` (eV) and forces ``(k, natoms, 3)`` (eV/Å)."""
-    frame = atoms.copy()
-    frame.calc = calculator
-    energy = frame.get_potential_energy()
-    forces = frame.get_forces(apply_constraint=False)  # the model's own forces, as the driver's are compared
-    results = calculator.results
-    if 'forces_comm' in results:
-        member_forces = np.asarray(results['forces_comm'], dtype=float).reshape(-1, len(atoms), 3)
-        return np.asarray(results['energy_comm'], dtype=float).ravel(), member_forces
-    return np.array([float(energy)]), np.asarray(forces, dtype=float)[None]
-
-
-def committee_deviation(driver_energy: float, driver_forces, others, atoms) -> dict:
-    """Max atomic force deviation (eV/Å), per-atom deviations and energy spread (eV/atom) of the committee made of
-    the driving member's result and the ``others`` calculators (a list; none: every deviation is zero)."""
-    from aiida_sianode.engines.committee import atomic_force_deviation
-
-    energies, forces = [float(driver_energy)], [np.asarray(driver_forces, dtype=float)[None]]
-    for calculator in others:
-        member_energies, member_forces = member_predictions(calculator, atoms)
-        energies += [float(value) for value in member_energies]
-        forces.append(member_forces)
-    stacked = np.concatenate(forces)
-    atomic = atomic_force_deviation(stacked)
-    return {
-        'atomic': atomic,
-        'max_force_deviation': float(atomic.max()),
-        'energy_std_per_atom': float(np.std(np.asarray(energies) / len(atoms))),
-        'n_members': len(energies),
-    }
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# integrators and checkpoints
+def settings_fingerprint(settings: Mapping[str, Any], atoms) -> str:
+    """A hash of what decides the trajectory: :data:`TRAJECTORY_SETTINGS` and the starting structure."""
+    data = {key: settings[key] for key in TRAJECTORY_SETTINGS}
+    data['numbers'] = [int(z) for z in atoms.numbers]
+    data['positions'] = np.round(atoms.positions, 8).tolist()
+    data['cell'] = np.round(np.asarray(atoms.cell), 8).tolist()
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def make_dynamics(atoms, settings: Mapping[str, Any], rng: np.random.Generator):
@@ -302,191 +247,6 @@ def make_dynamics(atoms, settings: Mapping[str, Any], rng: np.random.Generator):
     if ensemble == 'npt_isotropic':
         return IsotropicMTKNPT(atoms, timestep, **barostat)
     return MTKNPT(atoms, timestep, **barostat)
-
-
-def _numeric_state(obj) -> dict[str, Any]:
-    state = {}
-    for name, value in vars(obj).items():
-        if name in SKIPPED_ATTRIBUTES:
-            continue
-        if isinstance(value, np.ndarray) and value.dtype.kind in 'fiu':
-            state[name] = value.copy()
-        elif isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
-            state[name] = value.item() if isinstance(value, np.generic) else value
-    return state
-
-
-def integrator_state(dynamics) -> dict[str, dict[str, Any]]:
-    """The numeric state of the integrator and of its thermostat and barostat (ASE keeps e.g. the Nosé-Hoover chain
-    variables, the MTK strain and their momenta as private attributes): ``{part: {attribute: value}}``."""
-    parts = {'dynamics': dynamics}
-    for name in INTEGRATOR_PARTS[1:]:
-        if hasattr(dynamics, name):
-            parts[name] = getattr(dynamics, name)
-    return {name: _numeric_state(obj) for name, obj in parts.items()}
-
-
-def restore_integrator_state(dynamics, state: Mapping[str, Mapping[str, Any]]) -> None:
-    """Set back what :func:`integrator_state` saved."""
-    for part, values in state.items():
-        obj = dynamics if part == 'dynamics' else getattr(dynamics, part)
-        for name, value in values.items():
-            setattr(obj, name, value.copy() if isinstance(value, np.ndarray) else value)
-
-
-def settings_fingerprint(settings: Mapping[str, Any], atoms) -> str:
-    """A hash of what decides the trajectory: :data:`TRAJECTORY_SETTINGS` and the starting structure."""
-    data = {key: settings[key] for key in TRAJECTORY_SETTINGS}
-    data['numbers'] = [int(z) for z in atoms.numbers]
-    data['positions'] = np.round(atoms.positions, 8).tolist()
-    data['cell'] = np.round(np.asarray(atoms.cell), 8).tolist()
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def write_checkpoint(path: pathlib.Path, atoms, dynamics, rng: np.random.Generator, step: int, extra: dict) -> None:
-    """Write the restart point of ``step`` atomically (``<path>.part`` then renamed)."""
-    arrays = {
-        'positions': atoms.get_positions(),
-        'momenta': atoms.get_momenta(),
-        'cell': np.asarray(atoms.cell),
-    }
-    scalars: dict[str, Any] = {'step': step, 'rng': rng.bit_generator.state, 'extra': extra, 'integrator': {}}
-    for part, values in integrator_state(dynamics).items():
-        scalars['integrator'][part] = {}
-        for name, value in values.items():
-            if isinstance(value, np.ndarray):
-                arrays[f'{part}/{name}'] = value
-            else:
-                scalars['integrator'][part][name] = value
-    temporary = path.with_name(path.name + '.part')
-    with open(temporary, 'wb') as handle:
-        np.savez(handle, state=np.array(json.dumps(scalars)), **arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def read_checkpoint(path: pathlib.Path) -> dict:
-    """Return ``{'step', 'positions', 'momenta', 'cell', 'rng', 'integrator', 'extra'}`` of a checkpoint."""
-    with np.load(path, allow_pickle=False) as data:
-        scalars = json.loads(str(data['state']))
-        integrator: dict[str, dict[str, Any]] = {part: dict(values) for part, values in scalars['integrator'].items()}
-        for key in data.files:
-            if '/' in key:
-                part, name = key.split('/', 1)
-                integrator.setdefault(part, {})[name] = data[key].copy()
-        return {
-            'step': int(scalars['step']),
-            'positions': data['positions'].copy(),
-            'momenta': data['momenta'].copy(),
-            'cell': data['cell'].copy(),
-            'rng': scalars['rng'],
-            'integrator': integrator,
-            'extra': scalars.get('extra', {}),
-        }
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# append-only outputs, cut back to a checkpoint on restart
-
-
-_STEP = re.compile(r'\bstep=(\d+)')
-
-
-def truncate_jsonl(path: pathlib.Path, last_step: int) -> None:
-    """Keep the complete lines of ``path`` whose ``step`` is ``<= last_step``."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.endswith('\n'):
-            break  # a line cut by the kill
-        try:
-            record = json.loads(line)
-        except ValueError:
-            break
-        if record['step'] <= last_step:
-            kept.append(line)
-    path.write_text(''.join(kept))
-
-
-def truncate_extxyz(path: pathlib.Path, last_step: int) -> int:
-    """Keep the complete frames of ``path`` whose ``step`` is ``<= last_step`` (removing an empty file); return the
-    number kept."""
-    if not path.exists():
-        return 0
-    lines = path.read_text().splitlines(keepends=True)
-    kept, index, count = [], 0, 0
-    while index < len(lines):
-        try:
-            natoms = int(lines[index])
-        except ValueError:
-            break
-        block = lines[index : index + natoms + 2]
-        if len(block) < natoms + 2 or not block[-1].endswith('\n'):
-            break
-        match = _STEP.search(block[1])
-        if match is None or int(match.group(1)) > last_step:
-            break
-        kept.extend(block)
-        index += natoms + 2
-        count += 1
-    if kept:
-        path.write_text(''.join(kept))
-    else:
-        path.unlink()
-    return count
-
-
-def clear_outputs(workdir: pathlib.Path) -> None:
-    """Remove every output of an earlier run (a start without a checkpoint)."""
-    for name in (THERMO, COMMITTEE, FLAGGED, RESULT, CHECKPOINT):
-        (workdir / name).unlink(missing_ok=True)
-    trajectory = workdir / TRAJECTORY_DIR
-    if trajectory.is_dir():
-        for chunk in trajectory.glob('chunk_*.extxyz'):
-            chunk.unlink()
-
-
-def cut_back_outputs(workdir: pathlib.Path, last_step: int) -> None:
-    """Cut every append-only output back to ``last_step`` (the checkpoint the run continues from)."""
-    truncate_jsonl(workdir / THERMO, last_step)
-    truncate_jsonl(workdir / COMMITTEE, last_step)
-    truncate_extxyz(workdir / FLAGGED, last_step)
-    for chunk in sorted((workdir / TRAJECTORY_DIR).glob('chunk_*.extxyz')):
-        truncate_extxyz(chunk, last_step)
-    (workdir / RESULT).unlink(missing_ok=True)
-
-
-def write_frame(handle, atoms, info: dict, arrays: Mapping[str, np.ndarray] | None = None) -> None:
-    """Append one frame (positions, momenta, ``info``, extra per-atom ``arrays``) to an open extxyz file."""
-    from ase.io import write
-
-    frame = atoms.copy()
-    frame.calc = None
-    frame.constraints = []
-    frame.info = dict(info)
-    for name, value in (arrays or {}).items():
-        frame.set_array(name, np.asarray(value, dtype=float))
-    write(handle, frame, format='extxyz')
-    handle.flush()
-
-
-def read_trajectory(workdir: pathlib.Path) -> list:
-    """Return every frame of ``workdir/trajectory/chunk_*.extxyz`` in order (``ase.Atoms`` with momenta)."""
-    from ase.io import read
-
-    frames = []
-    for chunk in sorted((pathlib.Path(workdir) / TRAJECTORY_DIR).glob('chunk_*.extxyz')):
-        frames += read(chunk, index=':', format='extxyz')
-    return frames
-
-
-def read_jsonl(path: pathlib.Path) -> list[dict]:
-    """Return the records of a JSON-lines file (none when it does not exist)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -683,23 +443,6 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
     )
     write_json(finished, summary)
     return json.loads(finished.read_text())
-
-
-def write_json(path: pathlib.Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON atomically, NaN as ``null``."""
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {str(key): clean(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(item) for item in value]
-        if isinstance(value, np.generic):
-            value = value.item()
-        return None if isinstance(value, float) and not math.isfinite(value) else value
-
-    temporary = path.with_name(path.name + '.part')
-    temporary.write_text(json.dumps(clean(dict(data)), indent=1))
-    os.replace(temporary, path)
 
 
 def _members_in(calculator) -> int:
