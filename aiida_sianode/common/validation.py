@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import os
 import pathlib
+import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -176,3 +177,9 @@ def validate_structure(
             f'{where} ({symbols[i]}-{symbols[j]}) are {distance:.3f} Å apart, closer than {min_distance} Å{more}: '
             'the structure is broken'
         )
+
+
+def link_label(text: str) -> str:
+    """Return ``text`` as a valid AiiDA link label (letters, digits and single underscores, at most 200 characters)."""
+    cleaned = re.sub(r'[^A-Za-z0-9_]', '_', text)
+    return re.sub(r'_+', '_', cleaned).strip('_')[:200]

@@ -11,6 +11,7 @@ Units and conventions, the same for every labeler:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -232,3 +233,35 @@ def labelling_calculation_ids(entries: Iterable[tuple[int, str, dict | None]]) -
     for uuid, (pk, creator_uuid, _) in creators.items():
         result[uuid] = behind.get(pk, (pk, creator_uuid))
     return result
+
+
+def split_by_level_of_theory(labels: list, reference: dict | None, *, iteration: int = 0) -> tuple[list, list]:
+    """Return ``(compatible, set_aside)``: labels whose level of theory differs from ``reference`` (a training set's;
+    ``None``: the most common one among ``labels``) are set aside, each as a record naming the differences.
+
+    A label can differ when a labeler's SCF restart had to raise the smearing: the label is valid, but mixing it into
+    a training set would mix levels of theory.
+    """
+    if reference is None:
+        counts = Counter(label.fingerprint for label in labels)
+        common = counts.most_common(1)[0][0]
+        reference = next(label.level_of_theory for label in labels if label.fingerprint == common)
+    compatible, set_aside = [], []
+    for label in labels:
+        found = lot.differences(reference, label.level_of_theory)
+        if not found:
+            compatible.append(label)
+            continue
+        creator = label.creator
+        structure = creator.inputs.structure.uuid if creator and 'structure' in creator.inputs else None
+        set_aside.append(
+            {
+                'iteration': iteration,
+                'label': label.uuid,
+                'structure': structure,
+                'process': creator.pk if creator else None,
+                'exit_status': 0,
+                'message': 'level of theory differs from the training set: ' + '; '.join(found),
+            }
+        )
+    return compatible, set_aside

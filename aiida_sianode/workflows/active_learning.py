@@ -16,8 +16,6 @@ trained on the final training set.
 
 from __future__ import annotations
 
-import re
-
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
@@ -26,7 +24,9 @@ from aiida.plugins import WorkflowFactory
 from aiida_sianode.analysis import convergence as criteria
 from aiida_sianode.analysis.campaign import summarise_metrics, wall_time
 from aiida_sianode.campaign_spec import LABELERS, PROTOCOL_FILE, validate_settings
+from aiida_sianode.common.validation import link_label
 from aiida_sianode.data.dataset import DatasetData
+from aiida_sianode.data.label import split_by_level_of_theory
 from aiida_sianode.data.potential import PotentialData
 from aiida_sianode.protocols import ProtocolMixin
 from aiida_sianode.workflows import calibrate as trust_calibration
@@ -575,41 +575,12 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.out('failed_labels', orm.List(self.ctx.failed_labels).store())
 
     def _split_by_level_of_theory(self, labels: list) -> tuple[list, list]:
-        """Return ``(compatible, set_aside)``: labels whose level of theory differs from the training set's (or, for
-        the first set, from the most common one among ``labels``) are set aside with the differences named.
-
-        A label can differ when a labeler's SCF restart had to raise the smearing: the label is valid, but mixing it
-        into the training set would mix levels of theory.
-        """
-        from collections import Counter
-
-        from aiida_sianode.common import level_of_theory as lot
-
+        """Return ``(compatible, set_aside)`` against the training set's level of theory (see
+        :func:`aiida_sianode.data.label.split_by_level_of_theory`)."""
+        reference = None
         if self.ctx.training_set is not None:
             reference = self.ctx.training_set.base.attributes.get('level_of_theory')
-        else:
-            counts = Counter(label.fingerprint for label in labels)
-            common = counts.most_common(1)[0][0]
-            reference = next(label.level_of_theory for label in labels if label.fingerprint == common)
-        compatible, set_aside = [], []
-        for label in labels:
-            found = lot.differences(reference, label.level_of_theory)
-            if found:
-                creator = label.creator
-                structure = creator.inputs.structure.uuid if creator and 'structure' in creator.inputs else None
-                set_aside.append(
-                    {
-                        'iteration': self.ctx.iteration,
-                        'label': label.uuid,
-                        'structure': structure,
-                        'process': creator.pk if creator else None,
-                        'exit_status': 0,
-                        'message': 'level of theory differs from the training set: ' + '; '.join(found),
-                    }
-                )
-            else:
-                compatible.append(label)
-        return compatible, set_aside
+        return split_by_level_of_theory(labels, reference, iteration=self.ctx.iteration)
 
     def _submit_labels(self, structures, config_type: str):
         label = self.inputs.label
@@ -619,13 +590,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             builder = self.ctx.labeler_class.get_builder_from_protocol(
                 label.code, structure, protocol=label.protocol.value, overrides=overrides, options=options
             )
-            builder.metadata.call_link_label = _link_label(f'label_{config_type}_{self.ctx.iteration:02d}_{name}')
+            builder.metadata.call_link_label = link_label(f'label_{config_type}_{self.ctx.iteration:02d}_{name}')
             node = self.submit(builder)
             self.to_context(labels=append_(node))
         return None
-
-
-def _link_label(text: str) -> str:
-    """Return ``text`` as a valid link label (letters, digits and single underscores, at most 200 characters)."""
-    cleaned = re.sub(r'[^A-Za-z0-9_]', '_', text)
-    return re.sub(r'_+', '_', cleaned).strip('_')[:200]
