@@ -27,10 +27,10 @@ import functools
 import pathlib
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aiida_sianode.common.validation import LABELERS
+from aiida_sianode.common.yaml_models import format_errors, read_yaml, validate_mapping
 from aiida_sianode.protocols import load_protocol_file, recursive_merge
 from aiida_sianode.selection.strategies import STRATEGIES
 
@@ -281,41 +281,18 @@ class CampaignSpec(_Strict):
         return data
 
 
-def format_errors(error: ValidationError, prefix: str = '') -> str:
-    """Return one line per problem of ``error``: the dotted path of the key, then what is wrong with it."""
-    lines = []
-    for item in error.errors():
-        where = '.'.join(str(part) for part in (prefix, *item['loc']) if part != '') or '<top>'
-        message = item['msg'].removeprefix('Value error, ')
-        if item['type'] == 'extra_forbidden':
-            message = 'unknown key'
-        lines.append(f'  {message}' if where == '<top>' else f'  {where}: {message}')
-    return '\n'.join(lines)
-
-
 def parse_spec(data: Any, source: str = '<spec>') -> CampaignSpec:
     """Validate ``data`` (the YAML's content) and return the :class:`CampaignSpec`.
 
     :raises SpecError: listing every problem with the path of its key.
     """
-    if not isinstance(data, dict):
-        raise SpecError(f'{source}: a campaign spec is a mapping of keys, got {type(data).__name__}')
-    try:
-        return CampaignSpec.model_validate(data)
-    except ValidationError as error:
-        raise SpecError(f'{source} is not a valid campaign spec:\n{format_errors(error)}') from None
+    return validate_mapping(data, CampaignSpec, SpecError, source, 'campaign spec')
 
 
 def load_spec(path: str | pathlib.Path) -> CampaignSpec:
     """Read and validate the campaign spec at ``path``; relative structure files are resolved against its folder."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise SpecError(f'campaign spec `{path}` does not exist')
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SpecError(f'{path} is not valid YAML: {error}') from None
-    spec = parse_spec(data, source=str(path))
+    spec = parse_spec(read_yaml(path, SpecError, 'campaign spec'), source=str(path))
     for entry in [*spec.structures, *(spec.explore_structures or [])]:
         if entry.file is not None and not (path.parent / entry.file).is_file():
             raise SpecError(f'{path}: structure file `{entry.file}` not found next to the spec')

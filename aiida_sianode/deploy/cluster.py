@@ -31,8 +31,9 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aiida_sianode.common.yaml_models import read_yaml, validate_mapping
 
 #: engine code label -> the calculation entry point it runs (``<python> -m aiida_sianode.engines.<name>``)
 ENGINE_CODES = {
@@ -211,41 +212,18 @@ class ClusterSpec(_Strict):
         return code.plugin or ENGINE_CODES.get(label) or EXECUTABLE_PLUGINS[label]
 
 
-def _format_errors(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = '.'.join(str(part) for part in item['loc']) or '<top>'
-        if item['type'] == 'extra_forbidden':
-            lines.append(f'  {where}: unknown key')
-        else:
-            message = item['msg'].removeprefix('Value error, ')
-            lines.append(f'  {where}: {message}' if where != '<top>' else f'  {message}')
-    return '\n'.join(lines)
-
-
 def parse_cluster(data: Any, source: str = '<cluster file>') -> ClusterSpec:
     """Validate ``data`` (a cluster file's content) and return the :class:`ClusterSpec`.
 
     :raises ClusterFileError: listing every problem with the path of its key.
     """
-    if not isinstance(data, dict):
-        raise ClusterFileError(f'{source}: a cluster file is a mapping of keys, got {type(data).__name__}')
-    try:
-        return ClusterSpec.model_validate(data)
-    except ValidationError as error:
-        raise ClusterFileError(f'{source} is not a valid cluster file:\n{_format_errors(error)}') from None
+    return validate_mapping(data, ClusterSpec, ClusterFileError, source, 'cluster file')
 
 
 def load_cluster_file(path: str | pathlib.Path) -> ClusterSpec:
     """Read and validate the cluster file at ``path``."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise ClusterFileError(f'cluster file `{path}` does not exist')
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ClusterFileError(f'{path} is not valid YAML: {error}') from None
-    return parse_cluster(data, source=str(path))
+    return parse_cluster(read_yaml(path, ClusterFileError, 'cluster file'), source=str(path))
 
 
 def _ensure_computer(spec: ComputerSpec, user=None):
