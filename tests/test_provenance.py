@@ -15,39 +15,26 @@ from aiida_sianode import provenance
 from aiida_sianode.data.dataset import build_dataset
 from aiida_sianode.data.label import LabelData
 from aiida_sianode.data.potential import PotentialData
+from aiida_sianode.engines.committee import save_untrained_mace
 
 GPAW = {'code': 'gpaw', 'method': 'PBE', 'basis': 'plane-wave', 'cutoff_ev': 300, 'kpoint_spacing': 0.3}
 MODEL = {}
 
 
 def tiny_mace(path, seed: int):
-    """Save a tiny random-initialised MACE model for Si (untrained: provenance only needs a real file)."""
-    import mace  # noqa: F401
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    torch.manual_seed(seed)
-    interaction = modules.interaction_classes['RealAgnosticResidualInteractionBlock']
-    model = modules.MACE(
+    """Save a tiny untrained MACE model for Si (provenance only needs a real file)."""
+    return save_untrained_mace(
+        path,
+        [14],
+        seed=seed,
+        num_channels=4,
+        max_L=0,
         r_max=4.0,
-        num_bessel=4,
-        num_polynomial_cutoff=5,
-        max_ell=1,
-        interaction_cls=interaction,
-        interaction_cls_first=interaction,
         num_interactions=1,
-        num_elements=1,
-        hidden_irreps=o3.Irreps('4x0e'),
-        MLP_irreps=o3.Irreps('2x0e'),
-        atomic_energies=np.array([-4.5]),
-        avg_num_neighbors=4.0,
-        atomic_numbers=[14],
         correlation=1,
-        gate=torch.nn.functional.silu,
+        max_ell=1,
+        atomic_energies=[-4.5],
     )
-    torch.save(model, path)
-    return path
 
 
 @calcfunction

@@ -10,45 +10,27 @@ from ase import Atoms
 from ase.build import bulk
 
 from aiida_sianode.data.potential import Committee, PotentialData, error_metrics
+from aiida_sianode.engines.committee import save_untrained_mace
 
 ELEMENTS = (3, 14)
 
 
 def tiny_mace(path, seed: int, r_max: float = 4.0):
-    """Save a tiny random-initialised ScaleShiftMACE (Li, Si; 8 channels, L=1) as ``mace_run_train`` would."""
-    import mace  # noqa: F401  (before e3nn: sets torch's weights-only switch)
-    import torch
-    from e3nn import o3
-    from mace import modules
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        torch.manual_seed(seed)
-        interaction = modules.interaction_classes['RealAgnosticResidualInteractionBlock']
-        model = modules.ScaleShiftMACE(
-            r_max=r_max,
-            num_bessel=4,
-            num_polynomial_cutoff=5,
-            max_ell=2,
-            interaction_cls=interaction,
-            interaction_cls_first=interaction,
-            num_interactions=2,
-            num_elements=len(ELEMENTS),
-            hidden_irreps=o3.Irreps('8x0e+8x1o'),
-            MLP_irreps=o3.Irreps('4x0e'),
-            atomic_energies=np.array([-1.9, -4.5]),
-            avg_num_neighbors=8.0,
-            atomic_numbers=list(ELEMENTS),
-            correlation=2,
-            gate=torch.nn.functional.silu,
-            atomic_inter_scale=0.5,
-            atomic_inter_shift=0.0,
-        )
-    finally:
-        torch.set_default_dtype(previous)
-    torch.save(model, path)
-    return path
+    """Save a tiny untrained ScaleShiftMACE (Li, Si; 8 channels, L=1) as ``mace_run_train`` would."""
+    return save_untrained_mace(
+        path,
+        ELEMENTS,
+        seed=seed,
+        num_channels=8,
+        max_L=1,
+        r_max=r_max,
+        num_interactions=2,
+        correlation=2,
+        max_ell=2,
+        num_radial_basis=4,
+        avg_num_neighbors=8.0,
+        atomic_energies=[-1.9, -4.5],
+    )
 
 
 @pytest.fixture(scope='module')
