@@ -10,7 +10,7 @@
 
 Experiment: 520.7 cm^-1 (Raman); PW91 503 cm^-1 (libAtoms silicon testing framework); PBE about 500-510 cm^-1.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/properties_dynamic.py [--gpaw] [--committee /work/models/si_fast]
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/properties_dynamic.py [--gpaw] [--committee benchmarks/models/fast]
 [--json out.json]``.
 """
 

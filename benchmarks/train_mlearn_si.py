@@ -9,6 +9,7 @@ Usage::
 
     python benchmarks/train_mlearn_si.py --protocol fast --protocol balanced --committee 3
     python benchmarks/train_mlearn_si.py --report-only
+    python benchmarks/train_mlearn_si.py --protocol fast --save-models benchmarks/models   # models for properties.py
 
 Without ``--profile`` the benchmark runs in a throw-away AiiDA configuration (SQLite profile, no broker, the
 ``localhost`` computer and the ``sianode-train`` code), so it needs no set-up and leaves the user's profiles alone.
@@ -122,8 +123,12 @@ def setup_environment(profile_name: str | None):
     return orm.load_code(f'sianode-train@{computer.label}')
 
 
-def run_protocol(code, dataset, test_dataset, protocol: str, committee_size: int, overrides: dict | None) -> dict:
-    """Train one committee at ``protocol``; return its errors on the test set and its timings."""
+def run_protocol(
+    code, dataset, test_dataset, protocol: str, committee_size: int, overrides: dict | None, save_models=None
+) -> dict:
+    """Train one committee at ``protocol``; return its errors on the test set and its timings. With ``save_models`` (a
+    folder), the members' model files are copied to ``save_models/<protocol>/member_<i>.model`` for the property
+    benchmarks (``benchmarks/properties.py --models``)."""
     from aiida.engine import run_get_node
 
     from aiida_sianode.workflows.train import TrainCommitteeWorkChain
@@ -150,6 +155,14 @@ def run_protocol(code, dataset, test_dataset, protocol: str, committee_size: int
     }
     if 'metrics' in results:
         record['metrics'] = results['metrics'].get_dict()
+    if save_models is not None and 'potentials' in results:
+        target = pathlib.Path(save_models) / protocol
+        target.mkdir(parents=True, exist_ok=True)
+        for index, key in enumerate(sorted(results['potentials'])):
+            potential = results['potentials'][key]
+            with potential.open(potential.filename, 'rb') as source:
+                (target / f'member_{index}.model').write_bytes(source.read())
+        record['saved_models'] = str(target)
     return record
 
 
@@ -283,6 +296,9 @@ def main(argv=None) -> int:
     parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
     parser.add_argument('--report', type=pathlib.Path, default=REPORT)
     parser.add_argument('--report-only', action='store_true', help='Only rewrite the report from the results.')
+    parser.add_argument(
+        '--save-models', type=pathlib.Path, default=None, help='Copy the members to DIR/<protocol>/member_<i>.model.'
+    )
     args = parser.parse_args(argv)
 
     results = json.loads(args.results.read_text()) if args.results.is_file() else []
@@ -304,7 +320,7 @@ def main(argv=None) -> int:
     machine = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
     for protocol in args.protocol or ['fast']:
         print(f'training a committee of {args.committee} with the {protocol} protocol', flush=True)
-        record = run_protocol(code, dataset, test_dataset, protocol, args.committee, overrides)
+        record = run_protocol(code, dataset, test_dataset, protocol, args.committee, overrides, args.save_models)
         record['machine'] = machine
         results = [item for item in results if item['protocol'] != protocol] + [record]
         args.results.write_text(json.dumps(results, indent=2))
