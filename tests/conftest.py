@@ -83,10 +83,11 @@ def lammps_code(aiida_localhost):
         ).store()
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def engine_codes(aiida_profile, tmp_path_factory):
-    """Session-wide ``(label_code, train_code, explore_code)`` on their own local computer, for module-scoped
-    fixtures that run a whole campaign once."""
+    """``(label_code, train_code, explore_code)`` on their own local computer, for module-scoped fixtures that run a
+    whole campaign once. Module-scoped, loaded or made anew per module: a test with ``aiida_profile_clean`` in another
+    module resets the storage, which closes nodes that a session-wide fixture would still hold."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
