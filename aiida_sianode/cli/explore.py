@@ -8,10 +8,10 @@ with the trust levels, for one ExploreCalculation or every run of an ExploreWork
 from __future__ import annotations
 
 import click
-from aiida.cmdline.groups import VerdiCommandGroup
 
 from aiida_sianode.cli.root import (
     JSON_OPTION,
+    DefaultRunGroup,
     cmd_root,
     echo_info,
     echo_json,
@@ -25,19 +25,7 @@ DEFAULT_CODE = 'sianode-explore@localhost'
 ENSEMBLE_CHOICES = ('nvt', 'npt', 'nvt_langevin', 'nvt_nose_hoover', 'nvt_bussi', 'npt_isotropic', 'npt_anisotropic')
 
 
-class ExploreGroup(VerdiCommandGroup):
-    """A group whose default sub-command is ``run``: ``explore --committee 1 si.xyz`` means ``explore run ...``."""
-
-    default_command = 'run'
-
-    def parse_args(self, ctx, args):
-        """Put ``run`` in front of the arguments unless they start with a sub-command or a help option."""
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
-
-
-@cmd_root.group('explore', cls=ExploreGroup, no_args_is_help=True)
+@cmd_root.group('explore', cls=DefaultRunGroup, no_args_is_help=True)
 def cmd_explore():
     """Explore with a committee: MD driven by its mean, stopped when it disagrees (run), and plots (plot).
 

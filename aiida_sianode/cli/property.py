@@ -8,29 +8,25 @@ properties POT_PK`` lists every property computed with a potential.
 from __future__ import annotations
 
 import click
-from aiida.cmdline.groups import VerdiCommandGroup
 
 from aiida_sianode.cli.campaign import cmd_provenance
-from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, echo_table, fail, load_profile_or_fail
+from aiida_sianode.cli.root import (
+    JSON_OPTION,
+    DefaultRunGroup,
+    cmd_root,
+    echo_info,
+    echo_json,
+    echo_table,
+    fail,
+    load_profile_or_fail,
+)
 
 DEFAULT_CODE = 'sianode-property@localhost'
 #: the code a reference labeler uses unless ``--reference-code`` says otherwise
 REFERENCE_CODES = {'gpaw': 'sianode-label@localhost', 'xtb': 'sianode-label@localhost'}
 
 
-class PropertyGroup(VerdiCommandGroup):
-    """A group whose default sub-command is ``run``: ``property eos si.cif ...`` means ``property run eos ...``."""
-
-    default_command = 'run'
-
-    def parse_args(self, ctx, args):
-        """Put ``run`` in front of the arguments unless they start with a sub-command or a help option."""
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
-
-
-@cmd_root.group('property', cls=PropertyGroup, no_args_is_help=True)
+@cmd_root.group('property', cls=DefaultRunGroup, no_args_is_help=True)
 def cmd_property():
     """Properties with committee error bars: compute one (run, the default) or show a finished one (show).
 

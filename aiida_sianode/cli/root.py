@@ -11,6 +11,18 @@ from aiida.cmdline.groups import VerdiCommandGroup
 from aiida.cmdline.params import options, types
 
 
+class DefaultRunGroup(VerdiCommandGroup):
+    """A group whose default sub-command is ``run``: ``explore si.xyz ...`` means ``explore run si.xyz ...``."""
+
+    default_command = 'run'
+
+    def parse_args(self, ctx, args):
+        """Put ``run`` in front of the arguments unless they start with a sub-command or a help option."""
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
 @click.group('aiida-sianode', cls=VerdiCommandGroup, context_settings={'help_option_names': ['-h', '--help']})
 @options.PROFILE(type=types.ProfileParamType(load_profile=True), expose_value=False)
 def cmd_root():
