@@ -1,4 +1,4 @@
-"""Committee MD exploration: ASE molecular dynamics driven by the mean of a MACE committee, with its uncertainty.
+"""Committee MD exploration: ASE molecular dynamics driven by one MACE committee member, watched by the committee.
 
 Run as ``python -m aiida_sianode.engines.explore input.json`` in a working folder; no AiiDA. ``input.json``::
 
@@ -6,11 +6,17 @@ Run as ``python -m aiida_sianode.engines.explore input.json`` in a working folde
      "models": ["member_0.model", ...],          # torch.save'd mace models, >= 1
      "parameters": {"ensemble": "nvt_langevin", "temperature": 600, "steps": 2000, ...}}
 
+One member (``driver_member``, the first by default) drives the MD; the whole committee is evaluated only at the
+frames that are recorded, as DP-GEN does. With 3 members and a frame every 10 steps a step costs about 1.2 member
+evaluations instead of 3 (``benchmarks/explore_speed.md``). ``driver: mean`` restores the older scheme, the committee
+mean driving every step (every member evaluated at every step).
+
 Every ``sample_interval`` steps (and at step 0, at the last step and at the step where a run breaks) the frame is
 appended to ``frames.extxyz`` and flushed, with the committee mean energy/forces/stress and, in ``atoms.info``,
 ``step``, ``time_fs``, ``temperature`` (K), ``pressure_gpa``, ``volume`` (Å^3), ``max_force_deviation`` (eV/Å),
 ``energy_std_per_atom`` (eV/atom), ``target_temperature`` (K); ``arrays['force_deviation']`` holds the per-atom
-deviation. A killed run therefore still leaves every frame sampled so far.
+deviation. A killed run therefore still leaves every frame sampled so far. The physical checks below run every step
+on the driving calculator's energy and forces.
 
 The run stops early, keeping its frames, when
 
@@ -84,7 +90,11 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     'max_temperature_factor': 5.0,
     'dtype': 'float64',
     'device': 'cpu',
+    'driver': 'member',  # 'member': one member drives, the committee only at recorded frames; 'mean': the mean drives
+    'driver_member': 0,  # index of the driving member in the committee (driver 'member')
 }
+#: accepted values of ``driver``
+DRIVERS = ('member', 'mean')
 
 
 class InvalidInputError(ValueError):
@@ -194,6 +204,11 @@ def validate_parameters(parameters: Mapping[str, Any] | None, *, pbc: Sequence[b
         raise InvalidInputError(f'`dtype` must be float32 or float64, got {params["dtype"]!r}')
     if not isinstance(params['device'], str) or not params['device']:
         raise InvalidInputError(f'`device` must be a torch device name such as cpu or cuda, got {params["device"]!r}')
+    if params['driver'] not in DRIVERS:
+        raise InvalidInputError(f'`driver` must be one of {", ".join(DRIVERS)}, got {params["driver"]!r}')
+    params['driver_member'] = _number(params, 'driver_member', integer=True)
+    if params['driver_member'] < 0:
+        raise InvalidInputError(f'`driver_member` must be >= 0, got {params["driver_member"]}')
 
     if npt and pbc is not None and not all(bool(flag) for flag in pbc):
         raise InvalidInputError(f'the ensemble `{params["ensemble"]}` needs a cell periodic in x, y and z')
@@ -306,6 +321,84 @@ class UncertaintyMonitor:
         return self.consecutive >= self.patience
 
 
+def member_values(results: Mapping[str, Any], natoms: int, *, stress: bool):
+    """Return per-member energies ``(k,)`` (eV), forces ``(k, natoms, 3)`` (eV/Å) and Voigt stresses ``(k, 6)``
+    (eV/Å^3; ``None`` unless ``stress``) from the ``results`` of a mace calculator over one model or several."""
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    if 'forces_comm' in results:
+        energies = np.asarray(results['energy_comm'], dtype=float).ravel()
+        forces = np.asarray(results['forces_comm'], dtype=float).reshape(-1, natoms, 3)
+        stresses = None
+        if stress:
+            raw = np.asarray(results['stress_comm'], dtype=float).reshape(len(energies), -1)
+            stresses = raw if raw.shape[1] == 6 else full_3x3_to_voigt_6_stress(raw.reshape(-1, 3, 3))
+        return energies, forces, stresses
+    energies = np.array([float(results['energy'])])
+    forces = np.asarray(results['forces'], dtype=float).reshape(1, natoms, 3)
+    stresses = np.asarray(results['stress'], dtype=float).reshape(1, 6) if stress else None
+    return energies, forces, stresses
+
+
+def evaluate_committee(atoms, driver, others) -> dict:
+    """Return the whole committee at the frame ``atoms``: the driving calculator's results for this frame (already
+    computed by the MD step) joined with those of ``others`` (a mace calculator over the remaining members, evaluated
+    here; ``None`` when the driver is the whole committee).
+
+    Keys: ``energy`` (eV), ``forces`` (eV/Å) and ``stress`` (Voigt, eV/Å^3; ``None`` unless the cell is periodic in
+    x, y and z): the committee means; ``energies`` (per member), ``atomic_force_deviation``, ``max_force_deviation``
+    (eV/Å), ``energy_std_per_atom`` (eV/atom), ``n_members``.
+    """
+    from aiida_sianode.engines.committee import atomic_force_deviation, energy_deviation_per_atom
+
+    natoms = len(atoms)
+    periodic = bool(atoms.pbc.all())
+    if periodic:
+        atoms.get_stress()  # mace computes it with the forces: this reads the driver's cached result
+    energies, forces, stresses = member_values(driver.results, natoms, stress=periodic)
+    if others is not None:
+        frame = atoms.copy()
+        frame.calc = others
+        frame.get_potential_energy()
+        more = member_values(others.results, natoms, stress=periodic)
+        energies = np.concatenate([energies, more[0]])
+        forces = np.concatenate([forces, more[1]])
+        stresses = np.concatenate([stresses, more[2]]) if periodic else None
+    atomic = atomic_force_deviation(forces)
+    return {
+        'energy': float(energies.mean()),
+        'forces': forces.mean(axis=0),
+        'stress': stresses.mean(axis=0) if stresses is not None else None,
+        'energies': energies,
+        'atomic_force_deviation': atomic,
+        'max_force_deviation': float(atomic.max()),
+        'energy_std_per_atom': energy_deviation_per_atom(energies, natoms),
+        'n_members': len(energies),
+    }
+
+
+def load_driver_and_others(model_paths: Sequence, params: Mapping[str, Any]):
+    """Return ``(driver, others)``: the calculator that drives the MD and one over the remaining members (``None``
+    when the driver is the whole committee: ``driver: mean``, or a committee of one).
+
+    :raises InvalidInputError: ``driver_member`` outside the committee, or a committee that cannot be loaded.
+    """
+    from aiida_sianode.engines.committee import load_committee_calculator
+
+    model_paths = list(model_paths)
+    index = params['driver_member']
+    if params['driver'] == 'member' and index >= len(model_paths):
+        raise InvalidInputError(f'`driver_member` is {index}, but the committee has {len(model_paths)} member(s)')
+    load = {'device': params['device'], 'default_dtype': params['dtype']}
+    try:
+        if params['driver'] == 'mean' or len(model_paths) == 1:
+            return load_committee_calculator(model_paths, **load), None
+        others = [path for position, path in enumerate(model_paths) if position != index]
+        return load_committee_calculator([model_paths[index]], **load), load_committee_calculator(others, **load)
+    except (ValueError, OSError, RuntimeError) as exception:
+        raise InvalidInputError(f'cannot load the committee: {exception}') from exception
+
+
 def _pressure_gpa(atoms) -> float:
     from ase import units
 
@@ -362,7 +455,7 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
         force_temperature,
     )
 
-    from aiida_sianode.engines.committee import count_trust_levels, deviations_from_results, load_committee_calculator
+    from aiida_sianode.engines.committee import count_trust_levels
 
     directory = pathlib.Path(directory)
     params = validate_parameters(parameters, pbc=atoms.pbc)
@@ -371,13 +464,10 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
     if atoms.pbc.any() and atoms.cell.rank < 3:
         raise InvalidInputError('a periodic structure needs a full 3D cell')
     setup_start = time.perf_counter()
-    try:
-        calculator = load_committee_calculator(
-            list(model_paths), device=params['device'], default_dtype=params['dtype']
-        )
-    except (ValueError, OSError, RuntimeError) as exception:
-        raise InvalidInputError(f'cannot load the committee: {exception}') from exception
+    calculator, others = load_driver_and_others(model_paths, params)
     model_numbers = {int(z) for z in np.asarray(calculator.z_table.zs)}
+    if others is not None:
+        model_numbers &= {int(z) for z in np.asarray(others.z_table.zs)}
     missing = sorted({int(z) for z in atoms.numbers} - model_numbers)
     if missing:
         from ase.data import chemical_symbols
@@ -408,8 +498,11 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
     deviations: list[float] = []
     monitor = UncertaintyMonitor(upper, patience)
     step = 0
+    committee_evaluations = 0
     try:
         atoms.get_forces()  # the first evaluation (model warm-up) counts as set-up, not as MD speed
+        if others is not None:
+            evaluate_committee(atoms, calculator, others)
     except Exception:
         writer.close()
         raise
@@ -423,8 +516,18 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
             broken, broken_message = check_physical(atoms, energy, forces, params)
             regular = step % params['sample_interval'] == 0
             if regular or broken or step == params['steps']:
-                committee = deviations_from_results(calculator.results, len(atoms))
-                stress = atoms.get_stress() if atoms.pbc.all() and broken != 'nan' else None
+                if broken == 'nan':  # nothing to evaluate the other members on; the frame is kept as it is
+                    committee = {
+                        'energy': energy,
+                        'forces': forces,
+                        'stress': None,
+                        'atomic_force_deviation': np.full(len(atoms), math.nan),
+                        'max_force_deviation': math.nan,
+                        'energy_std_per_atom': math.nan,
+                    }
+                else:
+                    committee = evaluate_committee(atoms, calculator, others)
+                    committee_evaluations += 1
                 info = {
                     'step': step,
                     'time_fs': step * params['timestep_fs'],
@@ -437,9 +540,9 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
                 }
                 writer.write(
                     atoms,
-                    energy=energy,
-                    forces=forces,
-                    stress=stress,
+                    energy=committee['energy'],
+                    forces=committee['forces'],
+                    stress=committee['stress'],
                     info=info,
                     atomic_deviation=committee['atomic_force_deviation'],
                 )
@@ -476,6 +579,9 @@ def run_exploration(atoms, model_paths, parameters: Mapping[str, Any], directory
         'parameters': params,
         'natoms': len(atoms),
         'n_members': len(list(model_paths)),
+        'driver': params['driver'] if others is not None else 'mean',
+        'driver_member': params['driver_member'] if others is not None else None,
+        'committee_evaluations': committee_evaluations,
         'n_steps': step,
         'n_steps_requested': params['steps'],
         'stop_step': step,

@@ -465,3 +465,40 @@ def test_frame_deviations_and_stress_recomputed_from_the_frame(models, tmp_path)
         assert frame.info['energy_std_per_atom'] == pytest.approx(np.std(energies), abs=1e-7)
         assert frame.get_stress() == pytest.approx(np.mean(stresses, axis=0), abs=1e-7)
         assert frame.get_forces() == pytest.approx(forces.mean(axis=0), abs=1e-6)
+
+
+def test_one_member_drives_and_the_committee_sees_only_recorded_frames(models, tmp_path):
+    """With ``driver: member`` the trajectory is the driving member's own: the same seed run with that member alone
+    gives the same positions at every recorded frame, while the frames still carry the whole committee's
+    deviation (non-zero for disagreeing members) and mean energy. The committee is evaluated once per recorded frame
+    only; ``driver: mean`` drives with the mean and so moves the atoms elsewhere."""
+    parameters = {'steps': 8, 'sample_interval': 4, 'force_deviation_upper': 100.0, 'dtype': 'float64'}
+    for name in ('committee', 'alone', 'mean'):
+        (tmp_path / name).mkdir()
+    committee = engine.run_exploration(
+        silicon(), models['disagree'], {**parameters, 'driver_member': 1}, tmp_path / 'committee'
+    )
+    alone = engine.run_exploration(silicon(), models['disagree'][1:2], parameters, tmp_path / 'alone')
+    mean = engine.run_exploration(silicon(), models['disagree'], {**parameters, 'driver': 'mean'}, tmp_path / 'mean')
+    assert (committee['driver'], committee['driver_member'], committee['n_members']) == ('member', 1, 3)
+    assert (mean['driver'], alone['driver']) == ('mean', 'mean')  # a committee of one is its own mean
+    assert committee['committee_evaluations'] == committee['frames'] == 3  # steps 0, 4, 8
+    frames = {name: read(tmp_path / name / engine.FRAMES_FILENAME, ':') for name in ('committee', 'alone', 'mean')}
+    for driven, single in zip(frames['committee'], frames['alone'], strict=True):
+        assert driven.positions == pytest.approx(single.positions, abs=1e-10)
+        assert driven.info['max_force_deviation'] > 1e-4
+        assert single.info['max_force_deviation'] == 0.0
+    assert np.abs(frames['mean'][-1].positions - frames['alone'][-1].positions).max() > 1e-6
+    # at step 0 both committees see the same frame: the same mean energy and the same deviations
+    assert frames['committee'][0].get_potential_energy() == pytest.approx(frames['mean'][0].get_potential_energy())
+    assert frames['committee'][0].info['max_force_deviation'] == pytest.approx(
+        frames['mean'][0].info['max_force_deviation']
+    )
+
+
+def test_driver_member_outside_the_committee_refused(models, tmp_path):
+    """A driving member index beyond the committee is refused before any step, naming the committee's size."""
+    with pytest.raises(engine.InvalidInputError, match='`driver_member` is 3, but the committee has 3 member'):
+        engine.run_exploration(silicon(), models['disagree'], {'driver_member': 3}, tmp_path)
+    with pytest.raises(engine.InvalidInputError, match='`driver` must be one of member, mean'):
+        engine.validate_parameters({'driver': 'median'})
