@@ -9,9 +9,11 @@ Run as ``python -m aiida_sianode.engines.property input.json`` in the calculatio
 and ``dtype`` (``float64`` or ``float32``), the rest goes to the kernel ``aiida_sianode.properties.<kind>``.
 
 Each member is loaded alone (one ``MACECalculator`` per model file) and runs the kernel's ``run_member`` in its own
-folder ``member_<i>/``; its result is written to ``member_<i>.json`` as soon as it finishes. A ``member_<i>.json``
-already present (copied from an interrupted run) is kept and not recomputed, and a kernel may pick up its own
-checkpoint files in ``member_<i>/``. Last come ``results.json`` and one PNG per curve (``<curve>.png``).
+folder ``member_<i>/``. A kernel that watches the rest of the committee (``md``, ``neb``: ``committee_models`` among
+its ``DEFAULTS``) gets the committee's model files, as absolute paths, in ``committee_models`` and the member's
+position among them in ``member_index``; its result is written to ``member_<i>.json`` as soon as it finishes. A
+``member_<i>.json`` already present (copied from an interrupted run) is kept and not recomputed, and a kernel may pick
+up its own checkpoint files in ``member_<i>/``. Last come ``results.json`` and one PNG per curve (``<curve>.png``).
 
 Status keys in ``results.json`` (the parser maps them to exit codes): ``ok``; ``invalid_input`` (refused before any
 compute); ``model_error`` (a model file could not be loaded); ``member_failed`` (some members failed, the others are
@@ -122,6 +124,15 @@ def read_input(path: pathlib.Path) -> tuple[str, list, list[pathlib.Path], dict]
     return data['kind'], structures, models, dict(data['settings'])
 
 
+def member_settings(module, settings: dict, models: list[pathlib.Path], index: int) -> dict:
+    """Return the kernel settings for member ``index``: for a kernel that watches the committee (``committee_models``
+    among its ``DEFAULTS``) the committee's model files (absolute paths, whatever the settings said: the committee is
+    the one this engine runs) and ``member_index``; the settings unchanged for every other kernel."""
+    if 'committee_models' not in getattr(module, 'DEFAULTS', {}):
+        return settings
+    return {**settings, 'committee_models': [str(path.resolve()) for path in models], 'member_index': index}
+
+
 def read_finished_member(path: pathlib.Path, digest: str) -> dict | None:
     """Return the record in ``member_<i>.json`` when it is a finished result of the same model, else ``None``."""
     if not path.is_file():
@@ -168,7 +179,12 @@ def run(directory: pathlib.Path, input_name: str = 'input.json') -> dict:
             write_json(target, record)
             return finish(directory, kind, [*records, record], digests, device, start_wall, start_cpu, module)
         try:
-            result = module.run_member([atoms.copy() for atoms in structures], calculator, kernel_settings, workdir)
+            result = module.run_member(
+                [atoms.copy() for atoms in structures],
+                calculator,
+                member_settings(module, kernel_settings, models, index),
+                workdir,
+            )
             record.update(status='ok', result=clean_json(result))
         except InvalidPropertyInput as exception:
             record.update(status='invalid_input', message=str(exception))

@@ -91,7 +91,7 @@ DEFAULTS: dict[str, Any] = {
     'force_deviation_upper': 0.25,  # eV/Å
     'on_uncertain': 'flag',
     'uncertainty_patience': 1,  # consecutive samples >= upper before `stop` stops
-    'committee_models': None,  # model files of the whole committee; None: found from the engine's input.json
+    'committee_models': None,  # model files of the whole committee (the property engine sets them); None: no watch
     'member_index': None,  # this member's index in committee_models
 }
 #: settings a checkpoint must share with the run that continues it (the length may grow, the watch may change)

@@ -5,9 +5,7 @@ their predictions on a sampled frame and the committee's deviation there (DP-GEN
 
 from __future__ import annotations
 
-import json
 import pathlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,23 +13,16 @@ import numpy as np
 
 
 def find_committee_models(settings: Mapping[str, Any], workdir: pathlib.Path) -> tuple[list[pathlib.Path], int | None]:
-    """Return ``(model files of the committee, index of the driving member)``.
-
-    From ``committee_models`` / ``member_index`` when given; else from the property engine's layout (``input.json``
-    one folder up naming the models, this folder named ``member_<i>``); else ``([], None)`` (no watch).
+    """Return ``(model files of the committee, index of the driving member)`` from the settings ``committee_models``
+    and ``member_index`` (the property engine sets both for every member); ``([], None)`` when they are not given
+    (no watch). ``workdir`` is where relative model paths are resolved from.
     """
-    if settings.get('committee_models'):
-        return [pathlib.Path(path) for path in settings['committee_models']], settings.get('member_index')
-    engine_input = workdir.parent / 'input.json'
-    match = re.fullmatch(r'member_(\d+)', workdir.name)
-    if not engine_input.is_file():
+    if not settings.get('committee_models'):
         return [], None
-    try:
-        data = json.loads(engine_input.read_text())
-    except ValueError:
-        return [], None
-    models = [workdir.parent / name for name in data.get('models', [])]
-    return models, int(match.group(1)) if match else None
+    models = [pathlib.Path(path) for path in settings['committee_models']]
+    return [path if path.is_absolute() else pathlib.Path(workdir) / path for path in models], settings.get(
+        'member_index'
+    )
 
 
 def load_other_members(calculator, models: Sequence[pathlib.Path], member_index: int | None):

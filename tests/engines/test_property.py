@@ -105,3 +105,18 @@ def test_refusals_and_failures_are_written_as_status(tmp_path):
     assert result['status'] == 'model_error'
     assert 'cannot load member_0.model' in result['message']
     assert result['members'] == [] and 'aggregate' not in result
+
+
+def test_committee_models_passed_to_the_kernels_that_watch(tmp_path):
+    """md and neb get the committee's model files (absolute paths) and the member's index from the engine, replacing
+    any the settings named; eos, which does not watch, gets its settings unchanged."""
+    from aiida_sianode.properties import load_kind
+
+    models = [tmp_path / 'member_0.model', tmp_path / 'member_1.model']
+    settings = {'temperature_k': 300.0, 'committee_models': ['elsewhere.model']}
+    for kind in ('md', 'neb'):
+        given = engine.member_settings(load_kind(kind), settings, models, 1)
+        assert given['committee_models'] == [str(path.resolve()) for path in models]
+        assert given['member_index'] == 1
+        assert given['temperature_k'] == 300.0
+    assert engine.member_settings(eos, {'points': 7}, models, 0) == {'points': 7}
