@@ -344,3 +344,90 @@ def plot_curve(
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+#: kinds whose curves are compared with the reference after shifting each curve to its own minimum: total energies of
+#: two methods (a committee trained on PBE, GFN1-xTB) differ by a constant that says nothing about the curve
+ALIGN_TO_MINIMUM = ('eos',)
+
+
+def _shifted(values, shift: float) -> np.ndarray:
+    return np.asarray(values, dtype=float) - shift
+
+
+def compare_with_reference(
+    kind: str,
+    committee_curves: Mapping[str, Mapping[str, Any]],
+    reference: Mapping[str, Any],
+    directory: str | pathlib.Path,
+    committee_bands: Mapping[str, Any] | None = None,
+) -> dict[str, dict]:
+    """Draw the reference beside the committee for every curve both have (and the phonon band structures).
+
+    :param committee_curves: aggregated curves by name (``x``, ``mean``, ``std``, ``members``, labels).
+    :param reference: the kind's ``reference_result`` (``curves`` by name with ``x`` and ``y``; ``extra``).
+    :param committee_bands: the committee's band structure (``distances``, ``mean``, ``std`` per branch) for phonons.
+    :returns: ``{name: {'arrays': {...}, 'png': path}}``; the arrays are what is drawn: ``committee_x``,
+        ``committee_mean``, ``committee_std``, ``reference_x``, ``reference_y`` (for the band structure
+        ``committee_distances``, ``committee_mean``, ``committee_std`` (branches x q), ``reference_distances``,
+        ``reference_frequencies``). For :data:`ALIGN_TO_MINIMUM` kinds both curves are shifted to their own minimum
+        (``*_shift`` arrays hold the constants taken off).
+    """
+    directory = pathlib.Path(directory)
+    compared: dict[str, dict] = {}
+    for name, curve in committee_curves.items():
+        theirs = (reference.get('curves') or {}).get(name)
+        if theirs is None:
+            continue
+        mean, ref_y = np.asarray(curve['mean'], dtype=float), np.asarray(theirs['y'], dtype=float)
+        own_shift = float(np.nanmin(mean)) if kind in ALIGN_TO_MINIMUM else 0.0
+        ref_shift = float(np.nanmin(ref_y)) if kind in ALIGN_TO_MINIMUM else 0.0
+        drawn = {
+            'x': curve['x'],
+            'mean': _shifted(mean, own_shift),
+            'std': curve['std'],
+            'members': [None if member is None else _shifted(member, own_shift) for member in curve.get('members', [])],
+            'x_label': curve.get('x_label', 'x'),
+            'y_label': ('relative ' if own_shift else '') + curve.get('y_label', 'y'),
+        }
+        arrays = {
+            'committee_x': np.asarray(curve['x'], dtype=float),
+            'committee_mean': drawn['mean'],
+            'committee_std': np.asarray(curve['std'], dtype=float),
+            'reference_x': np.asarray(theirs['x'], dtype=float),
+            'reference_y': _shifted(ref_y, ref_shift),
+        }
+        if kind in ALIGN_TO_MINIMUM:
+            arrays['committee_shift'] = np.array([own_shift])
+            arrays['reference_shift'] = np.array([ref_shift])
+        png = plot_curve(
+            drawn,
+            directory / f'{name}_reference.png',
+            title=f'{kind}: {name}, committee and reference',
+            reference={'x': arrays['reference_x'], 'y': arrays['reference_y']},
+        )
+        compared[name] = {'arrays': arrays, 'png': png}
+    bands = (reference.get('extra') or {}).get('band_structure')
+    if committee_bands is not None and bands is not None:
+        from aiida_sianode.properties.phonons import plot_bands
+
+        png = plot_bands(
+            {
+                key: committee_bands[key]
+                for key in ('distances', 'mean', 'std', 'segment_ends')
+                if key in committee_bands
+            },
+            directory / 'band_structure_reference.png',
+            reference=bands,
+        )
+        compared['band_structure'] = {
+            'arrays': {
+                'committee_distances': np.asarray(committee_bands['distances'], dtype=float),
+                'committee_mean': np.asarray(committee_bands['mean'], dtype=float),
+                'committee_std': np.asarray(committee_bands['std'], dtype=float),
+                'reference_distances': np.asarray(bands['distances'], dtype=float),
+                'reference_frequencies': np.asarray(bands['frequencies_cm1'], dtype=float),
+            },
+            'png': png,
+        }
+    return compared

@@ -213,8 +213,10 @@ def analyse(phonon, forces: Sequence[np.ndarray], settings: Mapping[str, Any], w
     return {'scalars': scalars, 'curves': curves, 'extra': extra}
 
 
-def plot_bands(band_structure: Mapping[str, Any], path: pathlib.Path, reference: Mapping[str, Any] | None = None):
-    """Draw the branches (and a reference's, dashed) along the path."""
+def plot_bands(
+    band_structure: Mapping[str, Any], path: pathlib.Path, reference: Mapping[str, Any] | None = None
+) -> pathlib.Path:
+    """Draw the branches (and a reference's, dashed) along the path into the PNG ``path``; return it."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -245,6 +247,7 @@ def plot_bands(band_structure: Mapping[str, Any], path: pathlib.Path, reference:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+    return path
 
 
 def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Path) -> dict:

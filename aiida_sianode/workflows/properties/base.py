@@ -11,7 +11,9 @@ The work chain
   finished members are kept and the run continues;
 * with the optional ``reference`` namespace, labels the kind's ``reference_configurations`` with a DFT labeler
   (``sianode.label.<labeler>``) and computes the kind's ``reference_result`` from those labels, beside the
-  committee's result.
+  committee's result; every curve both have (E(V), the NEB path, the phonon band structure) is drawn with the
+  reference beside the committee's band (``reference.plots``), and the arrays drawn are stored
+  (``reference.curves``).
 
 A subclass per kind sets ``_kind`` (see :mod:`aiida_sianode.workflows.properties`).
 """
@@ -76,6 +78,62 @@ def compute_reference_result(kind: orm.Str, settings: orm.Dict, **labels) -> orm
     _, kernel_settings = split_settings(settings.get_dict())
     configurations = [labels[key].get_atoms() for key in sorted(labels)]
     return orm.Dict(module.reference_result(configurations, kernel_settings))
+
+
+def _curve_from_xydata(node: orm.XyData) -> dict:
+    """An aggregated curve (``x``, ``mean``, ``std``, ``members``, labels) back from the parser's XyData."""
+    curve: dict[str, Any] = {'x': node.get_x()[1].tolist(), 'members': []}
+    for name, values, _ in node.get_y():
+        if name.startswith('member_'):
+            curve['members'].append(values.tolist())
+        else:
+            curve[name] = values.tolist()
+    curve['x_label'] = node.base.attributes.get('x_label', 'x')
+    curve['y_label'] = node.base.attributes.get('y_label', 'y')
+    return curve
+
+
+def _committee_bands(results: Mapping[str, Any]) -> dict | None:
+    """The committee's mean and spread of every phonon branch from the members' band structures (``None`` without
+    them, or when the members' paths differ)."""
+    import numpy as np
+
+    bands = [member.get('extra', {}).get('band_structure') for member in results.get('members', [])]
+    if not bands or any(band is None for band in bands):
+        return None
+    if any(not np.allclose(band['distances'], bands[0]['distances']) for band in bands):
+        return None
+    stack = np.array([band['frequencies_cm1'] for band in bands], dtype=float)
+    return {
+        'distances': bands[0]['distances'],
+        'segment_ends': bands[0].get('segment_ends', []),
+        'mean': stack.mean(axis=0).tolist(),
+        'std': stack.std(axis=0).tolist(),
+    }
+
+
+@calcfunction
+def compare_with_reference(kind: orm.Str, results: orm.Dict, reference: orm.Dict, **curves) -> dict:
+    """Draw the DFT reference beside the committee for every curve both have and for the phonon band structures:
+    ``curve_<name>`` (ArrayData of what is drawn, see :func:`aiida_sianode.properties.common.compare_with_reference`)
+    and ``plot_<name>`` (the PNG)."""
+    import io
+    import tempfile
+
+    from aiida_sianode.properties.common import compare_with_reference as compare
+
+    committee = {name: _curve_from_xydata(node) for name, node in curves.items()}
+    outputs: dict[str, orm.Data] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        compared = compare(kind.value, committee, reference.get_dict(), directory, _committee_bands(results.get_dict()))
+        for name, item in compared.items():
+            arrays = orm.ArrayData()
+            for key, values in item['arrays'].items():
+                arrays.set_array(key, values)
+            outputs[f'curve_{name}'] = arrays
+            content = item['png'].read_bytes()
+            outputs[f'plot_{name}'] = orm.SinglefileData(io.BytesIO(content), filename=item['png'].name)
+    return outputs
 
 
 def _as_structure(value) -> orm.StructureData:
@@ -154,6 +212,20 @@ class PropertyWorkChain(BaseRestartWorkChain):
         spec.output('reference.result', valid_type=orm.Dict, required=False, help='The property from the DFT labels.')
         spec.output_namespace(
             'reference.labels', valid_type=LabelData, dynamic=True, required=False, help='The DFT labels.'
+        )
+        spec.output_namespace(
+            'reference.curves',
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            required=False,
+            help='Each curve the committee and the reference share: the arrays drawn in reference.plots.',
+        )
+        spec.output_namespace(
+            'reference.plots',
+            valid_type=orm.SinglefileData,
+            dynamic=True,
+            required=False,
+            help='A PNG of each shared curve: the reference beside the committee band.',
         )
         spec.exit_code(
             403,
@@ -389,4 +461,17 @@ class PropertyWorkChain(BaseRestartWorkChain):
         self.out('reference.result', result)
         for key, label in labels.items():
             self.out(f'reference.labels.{key}', label)
+        child = self.ctx.children[-1]
+        if 'results' in child.outputs:
+            curves = dict(child.outputs.curves) if 'curves' in child.outputs else {}
+            compared = compare_with_reference(
+                orm.Str(self._kind),
+                child.outputs.results,
+                result,
+                **curves,
+                metadata={'call_link_label': 'compare_with_reference'},
+            )
+            for key, node in compared.items():
+                namespace, name = key.split('_', 1)
+                self.out(f'reference.{namespace}s.{name}', node)
         return None
