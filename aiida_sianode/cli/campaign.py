@@ -194,12 +194,15 @@ def cmd_campaign():
 def cmd_campaign_show(pk, output_dir, as_json):
     """Print the per-iteration table of campaign PK and write its learning curve."""
     from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    node = orm.load_node(pk)
-    if node.process_type is None or (
-        'active_learning' not in (node.process_type or '') and 'ActiveLearning' not in (node.process_type or '')
-    ):
-        fail(f'node {pk} is not an ActiveLearningWorkChain', as_json)
+    try:
+        node = orm.load_node(pk)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        fail(f'no campaign `{pk}`: {exception}', as_json)
+    process_type = getattr(node, 'process_type', None) or ''
+    if 'active_learning' not in process_type and 'ActiveLearning' not in process_type:
+        fail(f'node {pk} is a {type(node).__name__}, not an ActiveLearningWorkChain', as_json)
     directory = output_dir or pathlib.Path('runs') / f'campaign-{node.pk}'
     summary = write_campaign_report(node, directory)
     if as_json:
