@@ -20,6 +20,12 @@ core. Each case is run ``--repeat`` times and the fastest is kept.
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/explore_speed.py [--steps 30] [--sizes small] [--atoms 64 216]
 [--dtypes float64 float32] [--json out.json]``.
+
+Before/after the one-member driver (``driver: member``, the engine's default, against ``driver: mean``, every member
+at every step) on a trained committee: ``OMP_NUM_THREADS=1 python benchmarks/explore_speed.py --committee
+benchmarks/models/si_fast --drivers mean member --atoms 64 216 --dtypes float32 float64`` (the committee of 3 made
+by ``benchmarks/train_mlearn_si.py --protocol fast --save-models``; ``--committee`` takes every ``*.model`` in the
+folder).
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ def silicon(natoms: int):
     return bulk('Si', 'diamond', a=5.43, cubic=True).repeat(CELLS[natoms])
 
 
-def engine_speed(atoms, models, steps: int, dtype: str, directory: pathlib.Path) -> tuple[float, float]:
-    """Run the exploration engine for ``steps`` steps; return steps per wall-clock second and per CPU second (the
-    first force evaluation excluded)."""
+def engine_speed(
+    atoms, models, steps: int, dtype: str, directory: pathlib.Path, driver: str = 'member'
+) -> tuple[float, float]:
+    """Run the exploration engine for ``steps`` steps with ``driver`` (``member`` or ``mean``); return steps per
+    wall-clock second and per CPU second (the first force evaluation excluded)."""
     from aiida_sianode.engines.explore import run_exploration
 
     parameters = {
@@ -58,6 +66,7 @@ def engine_speed(atoms, models, steps: int, dtype: str, directory: pathlib.Path)
         'temperature': 300.0,
         'force_deviation_upper': 1e6,  # time the full run: never stop on uncertainty
         'dtype': dtype,
+        'driver': driver,
     }
     results = run_exploration(atoms, models, parameters, directory)
     assert results['stop_reason'] == 'completed', results['message']
@@ -98,7 +107,16 @@ def main() -> None:
     parser.add_argument('--repeat', type=int, default=2, help='runs per case; the fastest is reported (shared machine)')
     parser.add_argument('--no-extras', action='store_true', help='skip the committee-of-one and bare-ASE rows')
     parser.add_argument('--json', type=pathlib.Path, default=None)
+    parser.add_argument(
+        '--committee',
+        type=pathlib.Path,
+        default=None,
+        help='a folder of trained *.model files, used instead of --sizes',
+    )
+    parser.add_argument('--drivers', nargs='+', default=['member'], choices=['member', 'mean'])
     args = parser.parse_args()
+    if args.committee is not None:
+        return trained_committee_table(args)
 
     threads = int(os.environ.get('OMP_NUM_THREADS', '1'))
     torch.set_num_threads(threads)
@@ -165,6 +183,54 @@ def main() -> None:
                             f'{load_before:.1f} / {row["load_after"]:.1f} |',
                             flush=True,
                         )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def trained_committee_table(args) -> None:
+    """Time the engine with a trained committee, one row per atoms x dtype x driver; print a markdown table."""
+    import torch
+
+    models = sorted(args.committee.glob('*.model'))
+    if not models:
+        raise SystemExit(f'no *.model files in {args.committee}')
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
+    print(
+        f'# {len(models)} members from {args.committee}, {args.steps} steps, frame every 10, torch {torch.__version__}'
+    )
+    print('| atoms | dtype | driver | steps/s (wall) | steps/s (CPU) | ps/day (CPU) | all runs (CPU steps/s) | load |')
+    print('|---|---|---|---|---|---|---|---|')
+    rows = []
+    with tempfile.TemporaryDirectory(prefix='explore-speed-') as scratch:
+        for natoms in args.atoms:
+            for dtype in args.dtypes:
+                for driver in args.drivers:
+                    load_before = os.getloadavg()[0]
+                    speeds = []
+                    for repetition in range(args.repeat):
+                        directory = pathlib.Path(scratch) / f'{natoms}_{dtype}_{driver}_{repetition}'
+                        directory.mkdir()
+                        speeds.append(engine_speed(silicon(natoms), models, args.steps, dtype, directory, driver))
+                    row = {
+                        'natoms': natoms,
+                        'dtype': dtype,
+                        'driver': driver,
+                        'members': len(models),
+                        'steps': args.steps,
+                        'steps_per_second': max(wall for wall, _ in speeds),
+                        'steps_per_cpu_second': max(cpu for _, cpu in speeds),
+                        'all_steps_per_cpu_second': [cpu for _, cpu in speeds],
+                        'load_before': load_before,
+                        'load_after': os.getloadavg()[0],
+                    }
+                    rows.append(row)
+                    print(
+                        f'| {natoms} | {dtype} | {driver} | {row["steps_per_second"]:.2f} | '
+                        f'{row["steps_per_cpu_second"]:.2f} | {row["steps_per_cpu_second"] * 86.4:.0f} | '
+                        f'{", ".join(f"{value:.2f}" for value in row["all_steps_per_cpu_second"])} | '
+                        f'{load_before:.1f} / {row["load_after"]:.1f} |',
+                        flush=True,
+                    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

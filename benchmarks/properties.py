@@ -32,6 +32,10 @@ from train_mlearn_si import LoadSampler, processor_name  # noqa: E402
 RESULTS = HERE / 'properties.json'
 REPORT = HERE / 'properties.md'
 PLOTS = HERE / 'properties'
+#: the core-shell size scan of ``benchmarks/properties_core_shell.py --json``
+CORE_SHELL = HERE / 'properties_core_shell.json'
+#: CPU seconds a run may take to count as "runs here" (the brief: about 10 minutes)
+CPU_BUDGET_S = 600.0
 
 #: case -> (kind, protocol, overrides, structure builder name)
 CASES = {
@@ -170,6 +174,66 @@ def amorphous_notes(records: list[dict]) -> list[str]:
     ]
 
 
+def core_shell_section(path: pathlib.Path = CORE_SHELL) -> list[str]:
+    """The report's section on the largest core-shell particle, from the size scan's JSON (none without it)."""
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())
+    sizes = [row for row in rows if 'shell_nm' in row]
+    estimates = {
+        row['core_radius_nm']: row['estimate_cpu_s_per_member'] for row in rows if 'estimate_cpu_s_per_member' in row
+    }
+    measured = [row for row in rows if 'run_cpu_s' in row]
+    lines = [
+        '## Core-shell particles: the largest that runs here (`core_shell`, protocol `fast`)',
+        '',
+        'Made by `python benchmarks/properties_core_shell.py --radii ... --run-smallest --json '
+        'benchmarks/properties_core_shell.json` (its docstring says what is timed). No Li-Si-C committee '
+        'exists yet, so the cost is that of an untrained MACE model over Li, C and Si of the `fast` training '
+        'size (8 channels, max_L 0, r_max 4 Å, float32): the cost of a force call depends on the architecture'
+        ' and the neighbours, not on the weights. The `fast` protocol builds, per member, the bare core and '
+        'the core with a 0.3 nm a-C shell, each unlithiated and lithiated to x = 1, and makes at most 2 x 200'
+        ' relaxation steps and 500 anneal steps per particle; the estimate is that count times the measured '
+        'CPU time of one force call.',
+        '',
+        '| core radius (nm) | shell (nm) | atoms, unlithiated / lithiated | CPU s per force call | load |',
+        '|---|---|---|---|---|',
+    ]
+    for row in sizes:
+        seconds = row['cpu_s_per_call']
+        lines.append(
+            f'| {row["core_radius_nm"]} | {row["shell_nm"]} | {row["natoms"][0]} / {row["natoms"][1]} | '
+            f'{seconds[0]:.3f} / {seconds[1]:.3f} | {row["load"]:.1f} |'
+        )
+    lines += [
+        '',
+        '| core radius (nm) | largest particle (atoms) | fast protocol, CPU per member (estimate) | committee of 3 |',
+        '|---|---|---|---|',
+    ]
+    for radius, seconds in estimates.items():
+        largest = max(max(row['natoms']) for row in sizes if row['core_radius_nm'] == radius)
+        lines.append(f'| {radius} | {largest} | {seconds / 60:.1f} min | {3 * seconds / 60:.1f} min |')
+    fits = [radius for radius, seconds in estimates.items() if seconds <= CPU_BUDGET_S]
+    lines.append('')
+    if fits:
+        radius = max(fits)
+        largest = max(max(row['natoms']) for row in sizes if row['core_radius_nm'] == radius)
+        lines.append(
+            f'**Largest that runs here in about {CPU_BUDGET_S / 60:.0f} min of CPU per member: core {radius} nm with a '
+            f'0.3 nm shell, {largest} atoms lithiated, {estimates[radius] / 60:.1f} min per member '
+            f'({3 * estimates[radius] / 60:.1f} min for a committee of 3, members one after the other).**'
+        )
+    for row in measured:
+        estimate = estimates.get(row['core_radius_nm'])
+        lines.append(
+            f'Measured check: the whole `fast` protocol for one member with the {row["core_radius_nm"]} nm core took '
+            f'{row["run_cpu_s"]:.0f} s of CPU ({row["run_wall_s"]:.0f} s wall at load {row["load"]:.0f}) against an '
+            f'estimate of {estimate:.0f} s (relaxations that converge early make fewer calls than the estimate counts).'
+        )
+    lines.append('')
+    return lines
+
+
 def write_report(records: list[dict], path: pathlib.Path = REPORT) -> None:
     """Write the Markdown report from the records."""
     lines = [
@@ -216,6 +280,7 @@ def write_report(records: list[dict], path: pathlib.Path = REPORT) -> None:
         for plot in record['plots']:
             lines.append(f'![{plot}]({plot})')
         lines.append('')
+    lines += core_shell_section()
     lines += [
         '## Reading the numbers',
         '',
