@@ -117,6 +117,7 @@ def main() -> None:
             )
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f'# peak memory of this process: {peak_mb:.0f} MB')
+        rows.append({'peak_memory_mb': peak_mb})
         if args.run_smallest:
             radius = min(args.radii)
             start_wall, start_cpu = time.perf_counter(), time.process_time()
