@@ -245,7 +245,8 @@ def core_shell_section(path: pathlib.Path = CORE_SHELL) -> list[str]:
         lines.append(
             f'Measured check: the whole `fast` protocol for one member with the {row["core_radius_nm"]} nm core took '
             f'{row["run_cpu_s"]:.0f} s of CPU ({row["run_wall_s"]:.0f} s wall at load {row["load"]:.0f}) against an '
-            f'estimate of {estimate:.0f} s (relaxations that converge early make fewer calls than the estimate counts).'
+            f'estimate of {estimate:.0f} s. The estimate counts force calls at their maximum number; relaxations '
+            'that stop early save calls, and the optimiser, the particle building and the analysis add time.'
         )
     lines.append('')
     return lines
