@@ -295,22 +295,57 @@ def train_stage(args, results: dict) -> None:
     record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
     record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
     record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
-    if args.save_models is not None:
-        save_models(record['workchain_pk'], args.save_models)
+    if args.save_models is not None and record.get('metrics'):
         record['saved_models'] = str(args.save_models)
+        save_models(record['workchain_pk'], args.save_models, record)
     results['training'] = record
 
 
-def save_models(workchain_pk: int, target: pathlib.Path) -> None:
+def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
+    """Copy the committee's members to ``target/member_<i>.model`` and write ``target/README.md`` (what they are,
+    the PotentialData PKs in the training profile, each file's seed, sha256 and test error)."""
+    import hashlib
+
     from aiida import orm
 
     node = orm.load_node(workchain_pk)
     target.mkdir(parents=True, exist_ok=True)
     potentials = node.outputs.potentials
+    members = (record.get('metrics') or {}).get('members', {})
+    rows = []
     for index, key in enumerate(sorted(potentials)):
         potential = potentials[key]
+        path = target / f'member_{index}.model'
         with potential.open(potential.filename, 'rb') as source:
-            (target / f'member_{index}.model').write_bytes(source.read())
+            path.write_bytes(source.read())
+        member = members.get(key, {})
+        test = member.get('test', {})
+        rows.append(
+            f'| {path.name} | {potential.seed if potential.seed is not None else member.get("seed", index)} | '
+            f'{hashlib.sha256(path.read_bytes()).hexdigest()} | {test.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
+            f'{test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} | {potential.pk} |'
+        )
+    parameters = record['parameters']
+    lines = [
+        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE Li-Si set',
+        '',
+        'Trained by `benchmarks/train_lisi_gpaw.py --train` (TrainCommitteeWorkChain, `fast` protocol: '
+        f'{parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation {parameters["correlation"]}, '
+        f'r_max {parameters["r_max"]} Å, {parameters["default_dtype"]}, {parameters["max_num_epochs"]} epochs at most, '
+        f'bootstrap {parameters["bootstrap"]}'
+        + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
+        + ') on `fixtures/datasets/lisi_gpaw_fast.extxyz` (GPAW 26.7.0 PBE, the `fast` label protocol). Errors and '
+        'what the set holds: `benchmarks/train_lisi_gpaw.md`. A crude committee (a few dozen frames at most): for '
+        'tests and first looks at Li-Si properties, not for production.',
+        '',
+        '| file | seed | sha256 | test E RMSE (meV/atom) | test F RMSE (eV/Å) | PotentialData PK (training profile) |',
+        '|---|---|---|---|---|---|',
+        *rows,
+        '',
+        f'Training set UUID in the training profile: `{node.inputs.dataset.uuid}`.',
+        '',
+    ]
+    (target / 'README.md').write_text('\n'.join(lines))
 
 
 def _frame_table(path: pathlib.Path) -> list[str]:
@@ -375,6 +410,7 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
             f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
             f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
         )
+    lines += [f'- {note}' for note in results.get('notes', [])]
     record = results.get('training')
     lines += ['', '## Committee', '']
     if not record:
