@@ -1,0 +1,504 @@
+"""Benchmark: a small GPAW PBE Li-Si training set, labelled by the project's label engine, and a MACE committee on it.
+
+Two stages, each resumable:
+
+1. ``--label``: builds the frames (see :func:`build_frames`: bcc Li, diamond Si, Li at interstitial sites of c-Si,
+   the small crystalline silicides LiSi, Li13Si4 and Li15Si4, strained and rattled, and amorphous Li_xSi cells of
+   12-24 atoms from the ``lixsi`` builder for x = 0.5-3.75) and labels each with
+   :func:`aiida_sianode.engines.label.label` (GPAW plane waves, PBE) at the ``fast`` protocol of
+   ``protocols/label_gpaw.yaml`` (300 eV, k-point density 1.5/Å, Marzari-Vanderbilt 0.1 eV, stress on). Every
+   finished label is appended at once to ``fixtures/datasets/lisi_gpaw_fast.extxyz`` (energy, forces, stress,
+   ``frame_id``, ``config_type``, ``split``, wall and CPU seconds), so an interrupted run keeps its labels and a
+   rerun labels only the missing frames. A failed SCF is recorded in ``benchmarks/train_lisi_gpaw.json``.
+2. ``--train``: the labels become LabelData nodes and two DatasetData (the frames marked ``split=test``, one in six,
+   form the test set; the rest are split 90/10 into train/valid, seed 0), and ``TrainCommitteeWorkChain`` trains a
+   committee at the ``fast`` protocol (``--override`` as for ``aiida-sianode train``). With ``--save-models DIR``
+   the members are copied to ``DIR/member_<i>.model``.
+
+Usage (repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label --workers 2
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --save-models fixtures/models/lisi_fast
+    python benchmarks/train_lisi_gpaw.py --report-only
+
+Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from train_mlearn_si import (  # noqa: E402  (a sibling benchmark script, not a package)
+    LoadSampler,
+    processor_name,
+    run_protocol,
+    setup_environment,
+)
+
+LABELS = REPO / 'fixtures' / 'datasets' / 'lisi_gpaw_fast.extxyz'
+RESULTS = HERE / 'train_lisi_gpaw.json'
+REPORT = HERE / 'train_lisi_gpaw.md'
+
+#: The ``fast`` GPAW label protocol (protocols/label_gpaw.yaml), spelled out so that the labels' settings are on record.
+GPAW_FAST = {
+    'cutoff_ev': 300.0,
+    'kpoint_density': 1.5,
+    'smearing': {'type': 'marzari-vanderbilt', 'width_ev': 0.1},
+    'maxiter': 300,
+    'compute_stress': True,
+}
+
+#: PBE-like lattice constants (Å) the crystalline frames start from: bcc Li (PBE 3.43-3.44) and diamond Si (PBE 5.47).
+LI_BCC_A = 3.44
+SI_PBE_A = 5.47
+
+#: Amorphous Li_xSi: x values and Si atoms per cell (8-24 atoms in all).
+AMORPHOUS_X = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.75)
+
+#: One frame in ``TEST_EVERY`` (frame_id % TEST_EVERY == TEST_EVERY - 1) is held out as the test set.
+TEST_EVERY = 6
+
+
+def _scaled(atoms, scale: float):
+    atoms = atoms.copy()
+    atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
+    return atoms
+
+
+def _rattled(atoms, stdev: float, seed: int):
+    atoms = atoms.copy()
+    if stdev > 0:
+        atoms.rattle(stdev=stdev, seed=seed)
+    return atoms
+
+
+def _strained(atoms, strain):
+    """Apply the symmetric strain (Voigt xx, yy, zz, yz, xz, xy) to the cell, atoms following."""
+    from aiida_sianode.structures.silicon import strain_matrix
+
+    atoms = atoms.copy()
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + strain_matrix(strain)), scale_atoms=True)
+    return atoms
+
+
+def amorphous_n_si(x: float, max_atoms: int = 24) -> int:
+    """Si atoms of an amorphous Li_xSi cell: at most 8, and at most ``max_atoms`` atoms in all (x * n_si integer)."""
+    for n_si in range(8, 0, -1):
+        if n_si * (1 + x) <= max_atoms and abs(x * n_si - round(x * n_si)) < 1e-9:
+            return n_si
+    raise ValueError(f'no cell of at most {max_atoms} atoms has x = {x}')
+
+
+def build_frames() -> list[tuple[str, object]]:
+    """Every frame to label, as ``(config_type, atoms)``, in a fixed order (the index is the frame id)."""
+    from ase.build import bulk
+
+    from aiida_sianode.structures.lithiation import lixsi, lixsi_crystal
+    from aiida_sianode.structures.silicon import diamond_silicon, interstitial_sites
+
+    frames = []
+    li = bulk('Li', 'bcc', a=LI_BCC_A, cubic=True)
+    for scale in (0.96, 0.98, 1.0, 1.02, 1.04):
+        frames.append(('Li_bcc', _rattled(_scaled(li, scale), 0.02, 1)))
+    for index, scale in enumerate((0.97, 1.03)):
+        frames.append(('Li_bcc', _rattled(_scaled(li.repeat(2), scale), 0.12, 10 + index)))
+    si = diamond_silicon((1, 1, 1), SI_PBE_A)
+    for index, scale in enumerate((0.97, 0.99, 1.01, 1.03)):
+        frames.append(('Si_diamond', _rattled(_scaled(si, scale), 0.05, 20 + index)))
+    frames.append(('Si_diamond', _rattled(_strained(si, (0.02, -0.01, 0.0, 0.02, 0.0, 0.0)), 0.15, 25)))
+    frames.append(('Si_diamond', _rattled(si, 0.2, 26)))
+    tetrahedral = interstitial_sites((1, 1, 1), SI_PBE_A, 'tetrahedral')[0]
+    hexagonal = interstitial_sites((1, 1, 1), SI_PBE_A, 'hexagonal')
+    hexagonal = hexagonal[np.argmin(np.linalg.norm(hexagonal - tetrahedral, axis=1))]
+    for index, (where, fraction, rattle) in enumerate(
+        (('T', 0.0, 0.0), ('T', 0.0, 0.08), ('T-H', 0.5, 0.05), ('H', 1.0, 0.0), ('H', 1.0, 0.08))
+    ):
+        cell = si.copy()
+        cell.append('Li')
+        cell.positions[-1] = tetrahedral + fraction * (hexagonal - tetrahedral)
+        frames.append((f'Li_in_Si_{where}', _rattled(cell, rattle, 30 + index)))
+    lisi = lixsi_crystal('LiSi', primitive=True)
+    frames.append(('LiSi', _rattled(lisi, 0.03, 40)))
+    frames.append(('LiSi', _rattled(_scaled(lisi, 0.97), 0.08, 41)))
+    frames.append(('LiSi', _rattled(_scaled(lisi, 1.03), 0.08, 42)))
+    frames.append(('LiSi', _rattled(_strained(lisi, (0.02, 0.0, -0.02, 0.0, 0.02, 0.0)), 0.12, 43)))
+    li13 = lixsi_crystal('Li13Si4')
+    frames.append(('Li13Si4', _rattled(li13, 0.05, 50)))
+    frames.append(('Li13Si4', _rattled(_scaled(li13, 0.98), 0.12, 51)))
+    li15 = lixsi_crystal('Li15Si4', primitive=True)
+    frames.append(('Li15Si4', _rattled(li15, 0.03, 60)))
+    frames.append(('Li15Si4', _rattled(_scaled(li15, 0.97), 0.1, 61)))
+    frames.append(('Li15Si4', _rattled(_scaled(li15, 1.03), 0.1, 62)))
+    for x in AMORPHOUS_X:
+        n_si = amorphous_n_si(x)
+        for seed in (0, 1):
+            start = lixsi(x=x, host_kind='random', n_si=n_si, seed=seed, min_distance=2.2)
+            variants = ((1.0, 0.05), (0.95 ** (1 / 3), 0.1)) if seed == 0 else ((1.0, 0.1), (1.05 ** (1 / 3), 0.15))
+            for index, (scale, rattle) in enumerate(variants):
+                atoms = _rattled(_scaled(start, scale), rattle, 100 + 10 * seed + index)
+                atoms.info = {'x': x}
+                frames.append((f'LixSi_amorphous_x{x:g}', atoms))
+    for frame_id, (config_type, atoms) in enumerate(frames):
+        atoms.info = {'frame_id': frame_id, 'config_type': config_type}
+        atoms.info['split'] = 'test' if frame_id % TEST_EVERY == TEST_EVERY - 1 else 'train'
+        atoms.calc = None
+    return frames
+
+
+def _label_one(atoms) -> tuple[object, dict]:
+    """Label one frame in a temporary folder; return the frame and the engine's results (runs in a worker)."""
+    from aiida_sianode.engines.label import label
+
+    start_cpu = time.process_time()
+    with tempfile.TemporaryDirectory() as workdir:
+        results = label(atoms, 'gpaw', GPAW_FAST, workdir)
+    results['cpu_time_s'] = time.process_time() - start_cpu
+    return atoms, results
+
+
+def _write_label(atoms, results: dict, path: pathlib.Path) -> None:
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    atoms = atoms.copy()
+    stress = results.get('stress')
+    atoms.calc = SinglePointCalculator(
+        atoms,
+        energy=results['energy'],
+        free_energy=results['free_energy'],
+        forces=np.array(results['forces']),
+        stress=None if stress is None else full_3x3_to_voigt_6_stress(np.array(stress)),
+    )
+    atoms.info.update(
+        wall_time_s=round(results['wall_time_s'], 2),
+        cpu_time_s=round(results['cpu_time_s'], 2),
+        scf_iterations=results['scf']['iterations'],
+        kpoints_mesh=' '.join(str(value) for value in results['level_of_theory']['kpoints_mesh']),
+    )
+    write(path, atoms, format='extxyz', append=True)
+
+
+def labelled_ids(path: pathlib.Path) -> set[int]:
+    from ase.io import read
+
+    if not path.is_file():
+        return set()
+    return {int(atoms.info['frame_id']) for atoms in read(path, index=':', format='extxyz')}
+
+
+def label_stage(path: pathlib.Path, workers: int, limit: int | None, results: dict) -> None:
+    """Label every frame not yet in ``path``, ``workers`` at a time; record timings and failures in ``results``."""
+    frames = build_frames()
+    done = labelled_ids(path)
+    todo = [atoms for _, atoms in frames if atoms.info['frame_id'] not in done]
+    # round robin over the config types (the first frame of every type, then the second...), so that a run stopped
+    # early (or --limit) leaves a set that covers every type
+    rank, seen = {}, {}
+    for atoms in todo:
+        kind = atoms.info['config_type']
+        rank[atoms.info['frame_id']] = seen.get(kind, 0)
+        seen[kind] = seen.get(kind, 0) + 1
+    todo = sorted(todo, key=lambda atoms: (rank[atoms.info['frame_id']], atoms.info['frame_id']))[:limit]
+    print(f'{len(frames)} frames, {len(done)} labelled already, {len(todo)} to label', flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    failures = {str(item['frame_id']): item for item in results.get('failures', [])}
+    start = time.perf_counter()
+    with LoadSampler() as sampler, ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_label_one, atoms) for atoms in todo]
+        for future in as_completed(futures):
+            atoms, result = future.result()
+            frame_id = atoms.info['frame_id']
+            if result['status'] == 'ok':
+                _write_label(atoms, result, path)
+                failures.pop(str(frame_id), None)
+            else:
+                failures[str(frame_id)] = {
+                    'frame_id': frame_id,
+                    'config_type': atoms.info['config_type'],
+                    'status': result['status'],
+                    'error': result['error'],
+                }
+            print(
+                f'frame {frame_id:3d} {atoms.info["config_type"]:24s} {len(atoms):3d} atoms {result["status"]} '
+                f'{result["wall_time_s"]:.0f} s wall {result["cpu_time_s"]:.0f} s CPU',
+                flush=True,
+            )
+    results['failures'] = sorted(failures.values(), key=lambda item: item['frame_id'])
+    runs = results.setdefault('label_runs', [])
+    runs.append(
+        {
+            'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+            'frames_labelled': len(todo),
+            'workers': workers,
+            'wall_time_s': time.perf_counter() - start,
+            'load_average': sampler.summary() if sampler.samples else None,
+        }
+    )
+
+
+def import_labels(path: pathlib.Path) -> tuple[list, list]:
+    """Store every labelled frame as a LabelData; return the (train, test) lists split by ``info['split']``."""
+    import hashlib
+
+    from ase.io import read
+
+    from aiida_sianode.data.label import LabelData
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    level_of_theory = None
+    train, test = [], []
+    for index, atoms in enumerate(read(path, index=':', format='extxyz')):
+        if level_of_theory is None:
+            level_of_theory = {
+                'code': 'gpaw',
+                'method': 'PBE',
+                'basis': 'plane-wave',
+                'cutoff_ev': GPAW_FAST['cutoff_ev'],
+                'kpoint_spacing': 1.0 / GPAW_FAST['kpoint_density'],
+                'smearing': dict(GPAW_FAST['smearing']),
+                'description': 'benchmarks/train_lisi_gpaw.py, label protocol fast',
+            }
+        label = LabelData(
+            atoms,
+            level_of_theory=level_of_theory,
+            source={'kind': 'file', 'filename': path.name, 'sha256': digest, 'frame': index},
+            config_type=str(atoms.info['config_type']),
+        ).store()
+        (test if atoms.info['split'] == 'test' else train).append(label)
+    return train, test
+
+
+def train_stage(args, results: dict) -> None:
+    from aiida_sianode.cli.train import parse_overrides
+    from aiida_sianode.data.dataset import build_dataset
+
+    code = setup_environment(args.profile)
+    overrides = parse_overrides(args.override) or None
+    train, test = import_labels(args.labels)
+    dataset = build_dataset(train, valid_fraction=0.1, seed=0)
+    test_dataset = build_dataset(test, valid_fraction=0.0, seed=0)
+    print(f'dataset<{dataset.pk}> {dataset.split_counts}, test<{test_dataset.pk}> {test_dataset.n_frames} frames')
+    record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
+    record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
+    record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
+    if args.save_models is not None and record.get('metrics'):
+        record['saved_models'] = str(args.save_models)
+        save_models(record['workchain_pk'], args.save_models, record)
+    results['training'] = record
+
+
+def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
+    """Copy the committee's members to ``target/member_<i>.model`` and write ``target/README.md`` (what they are,
+    the PotentialData PKs in the training profile, each file's seed, sha256 and test error)."""
+    import hashlib
+
+    from aiida import orm
+
+    node = orm.load_node(workchain_pk)
+    target.mkdir(parents=True, exist_ok=True)
+    potentials = node.outputs.potentials
+    members = (record.get('metrics') or {}).get('members', {})
+    rows = []
+    for index, key in enumerate(sorted(potentials)):
+        potential = potentials[key]
+        path = target / f'member_{index}.model'
+        with potential.open(potential.filename, 'rb') as source:
+            path.write_bytes(source.read())
+        member = members.get(key, {})
+        test = member.get('test', {})
+        rows.append(
+            f'| {path.name} | {potential.seed if potential.seed is not None else member.get("seed", index)} | '
+            f'{hashlib.sha256(path.read_bytes()).hexdigest()} | {test.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
+            f'{test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} | {potential.pk} |'
+        )
+    parameters = record['parameters']
+    lines = [
+        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE Li-Si set',
+        '',
+        'Trained by `benchmarks/train_lisi_gpaw.py --train` (TrainCommitteeWorkChain, `fast` protocol: '
+        f'{parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation {parameters["correlation"]}, '
+        f'r_max {parameters["r_max"]} Å, {parameters["default_dtype"]}, {parameters["max_num_epochs"]} epochs at most, '
+        f'bootstrap {parameters["bootstrap"]}'
+        + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
+        + ') on `fixtures/datasets/lisi_gpaw_fast.extxyz` (GPAW 26.7.0 PBE, the `fast` label protocol). Errors and '
+        'what the set holds: `benchmarks/train_lisi_gpaw.md`. A crude committee (a few dozen frames at most): for '
+        'tests and first looks at Li-Si properties, not for production.',
+        '',
+        '| file | seed | sha256 | test E RMSE (meV/atom) | test F RMSE (eV/Å) | PotentialData PK (training profile) |',
+        '|---|---|---|---|---|---|',
+        *rows,
+        '',
+        f'Training set UUID in the training profile: `{node.inputs.dataset.uuid}`.',
+        '',
+    ]
+    (target / 'README.md').write_text('\n'.join(lines))
+
+
+def _frame_table(path: pathlib.Path) -> list[str]:
+    from collections import defaultdict
+
+    from ase.io import read
+
+    if not path.is_file():
+        return ['(no labels yet)']
+    rows = defaultdict(lambda: {'n': 0, 'atoms': set(), 'wall': 0.0, 'cpu': 0.0, 'test': 0})
+    for atoms in read(path, index=':', format='extxyz'):
+        kind = str(atoms.info['config_type'])
+        kind = 'LixSi_amorphous' if kind.startswith('LixSi_amorphous') else kind
+        row = rows[kind]
+        row['n'] += 1
+        row['atoms'].add(len(atoms))
+        row['wall'] += float(atoms.info['wall_time_s'])
+        row['cpu'] += float(atoms.info['cpu_time_s'])
+        row['test'] += atoms.info['split'] == 'test'
+    lines = ['| config type | frames (test) | atoms | CPU time (s) | wall time (s) |', '|---|---|---|---|---|']
+    total = {'n': 0, 'cpu': 0.0, 'wall': 0.0, 'test': 0}
+    for kind, row in rows.items():
+        sizes = sorted(row['atoms'])
+        size = str(sizes[0]) if len(sizes) == 1 else f'{sizes[0]}-{sizes[-1]}'
+        lines.append(f'| {kind} | {row["n"]} ({row["test"]}) | {size} | {row["cpu"]:.0f} | {row["wall"]:.0f} |')
+        for key in total:
+            total[key] += row[key]
+    lines.append(f'| **all** | {total["n"]} ({total["test"]}) | | {total["cpu"]:.0f} | {total["wall"]:.0f} |')
+    return lines
+
+
+def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
+    lines = [
+        '# A GPAW PBE Li-Si training set and a `fast` MACE committee on it',
+        '',
+        'Generated by `benchmarks/train_lisi_gpaw.py` from `benchmarks/train_lisi_gpaw.json` and the labels in',
+        f'`{labels.relative_to(REPO)}`.',
+        '',
+        '**Labels.** GPAW 26.7.0 plane waves, PBE, the `fast` label protocol (300 eV, k-point density 1.5/Å',
+        'Γ-centred, Marzari-Vanderbilt 0.1 eV, stress on), run by the project label engine',
+        '(`aiida_sianode.engines.label.label`) in-process, one thread per frame. `build_frames` defines 55 frames (the',
+        'table below lists those labelled so far): bcc Li (2 and 16 atoms,',
+        '±4 % in lattice constant, rattled), diamond Si (8 atoms, ±3 %, sheared, rattled up to 0.2 Å), one Li at the',
+        'tetrahedral site, the hexagonal site and half way in Si8 (PBE a = 5.47 Å), LiSi (16-atom primitive cell),',
+        'Li13Si4 (34) and Li15Si4 (38-atom primitive cell) at their DFT or 123 K cells, ±3 % and rattled; and',
+        'amorphous Li_xSi cells from the `lixsi` builder (random a-Si host, Li at the largest voids, 2.2 Å apart;',
+        f'x = {", ".join(f"{x:g}" for x in AMORPHOUS_X)}; 12-24 atoms), two starts per x, at the builder volume and',
+        '±5 %, rattled 0.05-0.15 Å. Unrelaxed builder starts, not MD snapshots: they sample the composition and',
+        'density range, not the thermal disorder of an annealed melt.',
+        f'One frame in {TEST_EVERY} (frame_id % {TEST_EVERY} = {TEST_EVERY - 1}) is the test set.',
+        '',
+        *_frame_table(labels),
+        '',
+    ]
+    failures = results.get('failures') or []
+    lines.append(f'Failed labels: {len(failures)}.')
+    for item in failures:
+        lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
+    for run in results.get('label_runs', []):
+        load = run.get('load_average') or {}
+        lines.append(
+            f'- label run {run["date"]}: {run["frames_labelled"]} frames, {run["workers"]} workers, '
+            f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
+            f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
+        )
+    lines += [f'- {note}' for note in results.get('notes', [])]
+    record = results.get('training')
+    lines += ['', '## Committee', '']
+    if not record:
+        lines.append('(not trained yet)')
+    elif not record.get('metrics'):
+        lines.append(f'Training failed: exit status {record["exit_status"]}: {record["exit_message"]}')
+    else:
+        metrics = record['metrics']
+        parameters = record['parameters']
+        test = metrics['mean_std'].get('test', {})
+        energy, forces = test.get('rmse_e_per_atom_mev', {}), test.get('rmse_f_mev_a', {})
+        stress = test.get('rmse_stress_mev_a3', {})
+        committee = metrics.get('committee_prediction', {}).get('test', {})
+        load = record['load_average']
+        lines += [
+            f'`fast` protocol: {parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation '
+            f'{parameters["correlation"]}, r_max {parameters["r_max"]} Å, {parameters["max_num_epochs"]} epochs at '
+            f'most, batch {parameters["batch_size"]}, stress weight {parameters["stress_weight"]}, bootstrap '
+            f'{parameters["bootstrap"]}'
+            + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
+            + f'. Split: {record["split_counts"]}.',
+            '',
+            '| | E RMSE (meV/atom) | F RMSE (eV/Å) | stress RMSE (meV/Å^3) |',
+            '|---|---|---|---|',
+            f'| members, test (mean ± std) | {energy.get("mean", float("nan")):.1f} ± '
+            f'{energy.get("std", float("nan")):.1f} | {(forces.get("mean") or 0) / 1000:.3f} ± '
+            f'{(forces.get("std") or 0) / 1000:.3f} | '
+            + (f'{stress["mean"]:.2f} ± {stress["std"]:.2f}' if stress else '–')
+            + ' |',
+            f'| committee mean, test | {committee.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
+            f'{committee.get("rmse_f_mev_a", 0) / 1000:.3f} | '
+            + (f'{committee["rmse_stress_mev_a3"]:.2f}' if 'rmse_stress_mev_a3' in committee else '–')
+            + ' |',
+            '',
+        ]
+        for label, member in metrics['members'].items():
+            member_test = member.get('test', {})
+            lines.append(
+                f'- {label}: seed {member["seed"]}, {member["epochs_run"]} epochs (best {member["best_epoch"]}), '
+                f'{member["training_wall_time_s"]:.0f} s; test {member_test.get("rmse_e_per_atom_mev", 0):.1f} '
+                f'meV/atom, {member_test.get("rmse_f_mev_a", 0) / 1000:.3f} eV/Å'
+            )
+        disagreement = metrics.get('test_disagreement')
+        if disagreement:
+            lines.append(
+                f'- member disagreement on test: mean max force deviation '
+                f'{disagreement["mean_max_force_deviation_ev_a"]:.3g} eV/Å, energy std '
+                f'{disagreement["mean_energy_std_mev_per_atom"]:.3g} meV/atom'
+            )
+        lines.append(
+            f'- committee wall time {record["wall_time_s"] / 60:.1f} min ({record["date"]}), load '
+            f'{load["mean"]:.1f} mean / {load["max"]:.1f} max on {record["machine"]["cpus"]} cores '
+            f'({record["machine"]["processor"]}); models saved to `{record.get("saved_models", "-")}`'
+        )
+    lines.append('')
+    path.write_text('\n'.join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--label', action='store_true', help='Label the frames not yet labelled.')
+    parser.add_argument('--train', action='store_true', help='Train the committee on the labels.')
+    parser.add_argument('--report-only', action='store_true')
+    parser.add_argument('--workers', type=int, default=1, help='Labels run at once (one thread each).')
+    parser.add_argument('--limit', type=int, default=None, help='Label at most this many frames in this run.')
+    parser.add_argument('--labels', type=pathlib.Path, default=LABELS)
+    parser.add_argument('--committee', type=int, default=3)
+    parser.add_argument('--profile', default=None)
+    parser.add_argument('--override', action='append', default=[], help='KEY=VALUE as for `aiida-sianode train`.')
+    parser.add_argument('--save-models', type=pathlib.Path, default=None)
+    parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f'--workers must be at least 1, got {args.workers}')
+    if not (args.label or args.train or args.report_only):
+        parser.error('give --label, --train or --report-only')
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    if args.label:
+        label_stage(args.labels, args.workers, args.limit, results)
+        args.results.write_text(json.dumps(results, indent=2))
+    if args.train:
+        train_stage(args, results)
+        args.results.write_text(json.dumps(results, indent=2))
+    write_report(results, REPORT, args.labels)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
