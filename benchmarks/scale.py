@@ -160,9 +160,16 @@ def repository_size(backend: str, workdir: pathlib.Path) -> int:
     return du(workdir / 'storage' / 'container' if backend == 'sqlite' else workdir / 'repository')
 
 
+#: CPU seconds of this process per timed phase (the machine is shared: wall time alone says little)
+CPU: dict[str, float] = {}
+
+
 def timed(function, *args, **kwargs):
-    start = time.perf_counter()
+    """Return ``(result, wall seconds)``; the CPU seconds of this process are added to ``CPU[function name]``."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = function(*args, **kwargs)
+    name = getattr(function, '__name__', str(function))
+    CPU[name] = CPU.get(name, 0.0) + time.process_time() - cpu
     return result, time.perf_counter() - start
 
 
@@ -246,6 +253,8 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one) -> dict:
     frames, export_s = timed(dataset.export, workdir / 'export.extxyz')
     result['export_s_per_1e4_frames'] = export_s * 10_000 / frames
     result['load_average'] = os.getloadavg()
+    result['cpu_s'] = dict(CPU)
+    result['cpu_total_s'] = time.process_time()
     return result
 
 
@@ -293,8 +302,10 @@ def check(args) -> dict:
             'pbesol': find_labels(method='PBEsol', project=columns),
             'group_pbe': find_labels(group='check-PBE', project=columns),
         }
-        for key, rows in answers.items():  # file names differ between runs (temporary folders): keep the base name
-            answers[key] = sorted([*row[:3], pathlib.Path(row[3]).name] for row in rows)
+        # file names differ between runs (temporary folders): keep the base name; SQLite's JSON keeps 15 significant
+        # digits of a float, PostgreSQL's all 17: compare energies to 1e-9 eV
+        for key, rows in answers.items():
+            answers[key] = sorted([row[0], round(row[1], 9), row[2], pathlib.Path(row[3]).name] for row in rows)
         return answers
     finally:
         if database is not None:
@@ -303,19 +314,22 @@ def check(args) -> dict:
 
 def markdown(results: list[dict]) -> str:
     header = (
-        '| backend | labels | import (s) | read (s) | store (s) | ms/label | one-by-one ms/label '
+        '| backend | labels | import (s) | read (s) | store (s) | ms/label | import CPU (s) | one-by-one ms/label '
         '| kB/label (db + repo) '
         '| Li-Si PBE query (s, rows) | PBEsol query (s, rows) | dataset build (s, frames) | labels of dataset (s) '
         '| calculations behind (s) | potentials using a label (s) | export s/10^4 frames | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
         q = r['queries']
         one_by_one = r.get('one_by_one_s_per_label')
+        cpu = r.get('cpu_s') or {}
+        import_cpu = f'{cpu["import_files"] + cpu["store"]:.1f}' if 'store' in cpu else '-'
         lines.append(
             f'| {r["backend"]} | {r["labels"]} | {r["import_s"]:.1f} | {r["read_s"]:.1f} | {r["store_s"]:.1f} '
-            f'| {1000 * r["import_s"] / r["labels"]:.2f} | {f"{1000 * one_by_one:.0f}" if one_by_one else "-"} '
+            f'| {1000 * r["import_s"] / r["labels"]:.2f} | {import_cpu} '
+            f'| {f"{1000 * one_by_one:.0f}" if one_by_one else "-"} '
             f'| {r["bytes_per_label"] / 1000:.1f} ({r["database_bytes"] / r["labels"] / 1000:.1f} + '
             f'{r["repository_bytes"] / r["labels"] / 1000:.1f}) '
             f'| {q["by_fingerprint_and_elements_s"]:.3f}, {q["by_fingerprint_and_elements_rows"]} '
