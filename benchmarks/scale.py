@@ -341,6 +341,18 @@ def markdown(results: list[dict]) -> str:
     return header + '\n'.join(lines) + '\n'
 
 
+BEGIN, END = '<!-- scale.py table: begin -->', '<!-- scale.py table: end -->'
+
+
+def write_table(path: pathlib.Path, table: str) -> None:
+    """Put ``table`` between the markers in ``path`` (the text around them is kept), or write a new file."""
+    text = path.read_text() if path.exists() else f'# Scale benchmark\n\n{BEGIN}\n{END}\n'
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f'{path} has no table markers ({BEGIN} ... {END}): add them where the table goes')
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(f'{head}{BEGIN}\n{table}{END}{rest.split(END, 1)[1]}')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -365,7 +377,7 @@ def main() -> None:
         run(args)
         if args.md:
             table = markdown(json.loads(pathlib.Path(args.json).read_text()))
-            pathlib.Path(args.md).write_text(table)
+            write_table(pathlib.Path(args.md), table)
             print(table)
         return
     result = one(args.backend, args.size, args.pg_url, args.one_by_one) if args.command == 'one' else check(args)
