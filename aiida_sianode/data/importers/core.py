@@ -29,8 +29,10 @@ FORMATS = {
 
 #: Two frames whose cells and positions (minimum image) agree within this many Å are the same structure.
 DUPLICATE_TOLERANCE = 1e-4
-#: grid cells per cell vector of the duplicate finder's buckets (see ``_DuplicateFinder``)
-_GRID = 100
+#: grid cells per cell vector of the duplicate finder's buckets (see ``_DuplicateFinder``): 0.01 Å for a 10 Å cell
+_GRID = 1000
+#: the bucket of a frame first, then its 26 neighbours
+_SHIFTS = np.array([(i, j, k) for i in (0, -1, 1) for j in (0, -1, 1) for k in (0, -1, 1)])
 
 
 def detect_format(path: str | pathlib.Path) -> str | None:
@@ -83,31 +85,39 @@ class _DuplicateFinder:
     """Finds frames whose structure equals one already imported (same atoms, cell and positions within a tolerance).
 
     Frames are kept in buckets keyed by their atoms, pbc and the fractional position of their first atom on a grid
-    of :data:`_GRID` cells per cell vector, so a new frame is compared with the few frames near it, not with every
-    frame of the import (10^5 frames of one cell would otherwise cost 10^10 comparisons). A frame whose cell is too
-    thin for the grid (a height under ``2 * _GRID * tolerance``) goes to one bucket compared in full.
+    of :data:`_GRID` cells per cell vector; a new frame is compared with the frames of its bucket and the 26 around
+    it, not with every frame of the import (10^5 frames of one cell would otherwise cost 10^10 comparisons). A frame
+    whose cell is too thin for the grid (a height under ``2 * _GRID * tolerance``) goes to one bucket compared in
+    full.
     """
 
     def __init__(self, tolerance: float = DUPLICATE_TOLERANCE):
         self.tolerance = tolerance
         self.seen: dict[tuple, list[tuple[np.ndarray, np.ndarray, str, int, float]]] = {}
+        self._last: tuple | None = None
 
     def _keys(self, atoms) -> tuple[list[tuple], np.ndarray]:
         """Return the bucket keys to search (the frame's own first) and its fractional positions.
 
-        As ASE's ``get_scaled_positions`` does, missing cell vectors (molecules) are completed by unit vectors.
+        As ASE's ``get_scaled_positions`` does, missing cell vectors (molecules) are completed by unit vectors. The
+        result for the last frame is kept, since :meth:`find` and :meth:`add` ask for the same frame in turn.
         """
-        base = (len(atoms), tuple(atoms.get_atomic_numbers()), tuple(atoms.pbc))
+        if self._last is not None and self._last[0] is atoms:
+            return self._last[1], self._last[2]
+        numbers = np.asarray(atoms.numbers)
+        base = (len(atoms), numbers.tobytes(), np.asarray(atoms.pbc, dtype=bool).tobytes())
         cell = np.asarray(atoms.cell.complete()[:], dtype=float)
         scaled = np.linalg.solve(cell.T, np.asarray(atoms.positions, dtype=float).T).T
         volume = abs(np.linalg.det(cell))
         heights = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
         # a Cartesian step of `tolerance` per axis moves a fractional coordinate by at most sqrt(3) tolerance / height
         if heights.min() < 2 * _GRID * self.tolerance:
-            return [(*base, None)], scaled
-        own = np.floor(np.mod(scaled[0], 1.0) * _GRID).astype(int) % _GRID
-        shifts = [(i, j, k) for i in (0, -1, 1) for j in (0, -1, 1) for k in (0, -1, 1)]
-        return [(*base, tuple(int(v) for v in (own + shift) % _GRID)) for shift in shifts], scaled
+            keys = [(*base, None)]
+        else:
+            own = np.floor(np.mod(scaled[0], 1.0) * _GRID).astype(int) % _GRID
+            keys = [(*base, *row) for row in ((own + _SHIFTS) % _GRID).tolist()]
+        self._last = (atoms, keys, scaled)
+        return keys, scaled
 
     def find(self, atoms) -> tuple[str, int, float] | None:
         """Return ``(file, frame, energy)`` of an earlier frame with the same structure as ``atoms``, or ``None``."""
