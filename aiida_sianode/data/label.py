@@ -21,7 +21,7 @@ from aiida.common.links import LinkType
 
 from aiida_sianode.common import level_of_theory as lot
 
-__all__ = ('LabelData', 'labelling_calculation_ids')
+__all__ = ('LabelData', 'label_contents', 'labelling_calculation_ids')
 
 _CREATE = {'type': LinkType.CREATE.value}
 _INPUT_CALC = {'type': LinkType.INPUT_CALC.value}
@@ -60,55 +60,18 @@ class LabelData(orm.ArrayData):
         super().__init__(**kwargs)
         if atoms is None:
             return
-        if len(atoms) == 0:
-            raise ValueError('a label needs at least one atom')
-        results = getattr(atoms.calc, 'results', {}) if atoms.calc is not None else {}
-        if energy is None:
-            energy = results.get('energy', results.get('free_energy'))
-        if forces is None:
-            forces = results.get('forces')
-        if stress is None:
-            stress = results.get('stress')
-        if energy is None or not np.isfinite(energy):
-            raise ValueError(f'a label needs a finite energy, got {energy!r}')
-        if forces is None:
-            raise ValueError('a label needs forces')
-        forces = np.asarray(forces, dtype=float)
-        if forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
-            raise ValueError(f'forces must be finite with shape ({len(atoms)}, 3), got {forces.shape}')
-        if level_of_theory is None:
-            raise ValueError('a label needs a level of theory')
-
-        self.set_array('positions', np.asarray(atoms.get_positions(), dtype=float))
-        self.set_array('cell', np.asarray(atoms.get_cell()[:], dtype=float))
-        self.set_array('numbers', np.asarray(atoms.get_atomic_numbers(), dtype=int))
-        self.set_array('pbc', np.asarray(atoms.get_pbc(), dtype=int))
-        self.set_array('forces', forces)
-        if stress is not None:
-            stress = np.asarray(stress, dtype=float)
-            if stress.shape == (6,):
-                from ase.stress import voigt_6_to_full_3x3_stress
-
-                stress = voigt_6_to_full_3x3_stress(stress)
-            if stress.shape != (3, 3) or not np.all(np.isfinite(stress)):
-                raise ValueError(f'stress must be finite, 3x3 or Voigt-6, got shape {stress.shape}')
-            self.set_array('stress', stress)
-
-        normalised = lot.normalise(level_of_theory)
-        self.base.attributes.set_many(
-            {
-                'energy': float(energy),
-                'natoms': len(atoms),
-                'formula': atoms.get_chemical_formula(mode='hill'),
-                'elements': sorted(set(atoms.get_chemical_symbols())),
-                'max_force': float(np.linalg.norm(forces, axis=1).max()),
-                'has_stress': stress is not None,
-                'level_of_theory': normalised,
-                'fingerprint': lot.fingerprint(normalised),
-                'source': dict(source or {}),
-                'config_type': config_type or 'default',
-            }
+        attributes, arrays = label_contents(
+            atoms,
+            energy=energy,
+            forces=forces,
+            stress=stress,
+            level_of_theory=level_of_theory,
+            source=source,
+            config_type=config_type,
         )
+        for name, array in arrays.items():
+            self.set_array(name, array)
+        self.base.attributes.set_many(attributes)
 
     @property
     def energy(self) -> float:
@@ -195,6 +158,77 @@ class LabelData(orm.ArrayData):
 
     def __str__(self) -> str:
         return f'{self.formula} ({self.natoms} atoms) E={self.energy:.6f} eV'
+
+
+def label_contents(
+    atoms,
+    *,
+    energy: float | None = None,
+    forces=None,
+    stress=None,
+    level_of_theory: dict | None = None,
+    source: dict | None = None,
+    config_type: str | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Return ``(attributes, arrays)`` of the label of ``atoms``: what :class:`LabelData` stores, checked.
+
+    The one place where a label's numbers are validated and its attributes computed, shared by ``LabelData`` and
+    the bulk path (:mod:`aiida_sianode.data.bulk`), so both store the same thing. The arguments are those of
+    :class:`LabelData`.
+
+    :raises ValueError: no atoms, a missing or non-finite energy, forces or stress of the wrong shape, no level of
+        theory.
+    """
+    if len(atoms) == 0:
+        raise ValueError('a label needs at least one atom')
+    results = getattr(atoms.calc, 'results', {}) if atoms.calc is not None else {}
+    if energy is None:
+        energy = results.get('energy', results.get('free_energy'))
+    if forces is None:
+        forces = results.get('forces')
+    if stress is None:
+        stress = results.get('stress')
+    if energy is None or not np.isfinite(energy):
+        raise ValueError(f'a label needs a finite energy, got {energy!r}')
+    if forces is None:
+        raise ValueError('a label needs forces')
+    forces = np.asarray(forces, dtype=float)
+    if forces.shape != (len(atoms), 3) or not np.all(np.isfinite(forces)):
+        raise ValueError(f'forces must be finite with shape ({len(atoms)}, 3), got {forces.shape}')
+    if level_of_theory is None:
+        raise ValueError('a label needs a level of theory')
+
+    arrays = {
+        'positions': np.asarray(atoms.get_positions(), dtype=float),
+        'cell': np.asarray(atoms.get_cell()[:], dtype=float),
+        'numbers': np.asarray(atoms.get_atomic_numbers(), dtype=int),
+        'pbc': np.asarray(atoms.get_pbc(), dtype=int),
+        'forces': forces,
+    }
+    if stress is not None:
+        stress = np.asarray(stress, dtype=float)
+        if stress.shape == (6,):
+            from ase.stress import voigt_6_to_full_3x3_stress
+
+            stress = voigt_6_to_full_3x3_stress(stress)
+        if stress.shape != (3, 3) or not np.all(np.isfinite(stress)):
+            raise ValueError(f'stress must be finite, 3x3 or Voigt-6, got shape {stress.shape}')
+        arrays['stress'] = stress
+
+    normalised = lot.normalise(level_of_theory)
+    attributes = {
+        'energy': float(energy),
+        'natoms': len(atoms),
+        'formula': atoms.get_chemical_formula(mode='hill'),
+        'elements': sorted(set(atoms.get_chemical_symbols())),
+        'max_force': float(np.linalg.norm(forces, axis=1).max()),
+        'has_stress': stress is not None,
+        'level_of_theory': normalised,
+        'fingerprint': lot.fingerprint(normalised),
+        'source': dict(source or {}),
+        'config_type': config_type or 'default',
+    }
+    return attributes, arrays
 
 
 def labelling_calculation_ids(entries: Iterable[tuple[int, str, dict | None]]) -> dict[str, tuple[int, str] | None]:

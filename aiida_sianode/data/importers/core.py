@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -30,6 +29,10 @@ FORMATS = {
 
 #: Two frames whose cells and positions (minimum image) agree within this many Å are the same structure.
 DUPLICATE_TOLERANCE = 1e-4
+#: grid cells per cell vector of the duplicate finder's buckets (see ``_DuplicateFinder``): 0.01 Å for a 10 Å cell
+_GRID = 1000
+#: the bucket of a frame first, then its 26 neighbours
+_SHIFTS = np.array([(i, j, k) for i in (0, -1, 1) for j in (0, -1, 1) for k in (0, -1, 1)])
 
 
 def detect_format(path: str | pathlib.Path) -> str | None:
@@ -79,35 +82,77 @@ def _expand_paths(paths: Iterable[str | pathlib.Path], fmt: str | None) -> list[
 
 
 class _DuplicateFinder:
-    """Finds frames whose structure equals one already imported (same atoms, cell and positions within a tolerance)."""
+    """Finds frames whose structure equals one already imported (same atoms, cell and positions within a tolerance).
+
+    Frames are kept in buckets keyed by their atoms, pbc and the fractional position of their first atom on a grid
+    of :data:`_GRID` cells per cell vector; a new frame is compared with the frames of its bucket and the 26 around
+    it, not with every frame of the import (10^5 frames of one cell would otherwise cost 10^10 comparisons). A frame
+    whose cell is too thin for the grid (a height under ``2 * _GRID * tolerance``) goes to one bucket compared in
+    full.
+    """
 
     def __init__(self, tolerance: float = DUPLICATE_TOLERANCE):
         self.tolerance = tolerance
-        self.seen: dict[tuple, list[tuple[Any, str, int, float]]] = {}
+        self.seen: dict[tuple, list[tuple[np.ndarray, np.ndarray, str, int, float]]] = {}
+        self._last: tuple | None = None
+
+    def _keys(self, atoms) -> tuple[list[tuple], np.ndarray]:
+        """Return the bucket keys to search (the frame's own first) and its fractional positions.
+
+        As ASE's ``get_scaled_positions`` does, missing cell vectors (molecules) are completed by unit vectors. The
+        result for the last frame is kept, since :meth:`find` and :meth:`add` ask for the same frame in turn.
+        """
+        if self._last is not None and self._last[0] is atoms:
+            return self._last[1], self._last[2]
+        numbers = np.asarray(atoms.numbers)
+        base = (len(atoms), numbers.tobytes(), np.asarray(atoms.pbc, dtype=bool).tobytes())
+        cell = np.asarray(atoms.cell.complete()[:], dtype=float)
+        scaled = np.linalg.solve(cell.T, np.asarray(atoms.positions, dtype=float).T).T
+        volume = abs(np.linalg.det(cell))
+        heights = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        # a Cartesian step of `tolerance` per axis moves a fractional coordinate by at most sqrt(3) tolerance / height
+        if heights.min() < 2 * _GRID * self.tolerance:
+            keys = [(*base, None)]
+        else:
+            own = np.floor(np.mod(scaled[0], 1.0) * _GRID).astype(int) % _GRID
+            keys = [(*base, *row) for row in ((own + _SHIFTS) % _GRID).tolist()]
+        self._last = (atoms, keys, scaled)
+        return keys, scaled
 
     def find(self, atoms) -> tuple[str, int, float] | None:
         """Return ``(file, frame, energy)`` of an earlier frame with the same structure as ``atoms``, or ``None``."""
-        key = (len(atoms), tuple(atoms.get_atomic_numbers()), tuple(atoms.pbc))
-        for other, path, frame, energy in self.seen.get(key, []):
-            if np.abs(other.cell[:] - atoms.cell[:]).max() > self.tolerance:
-                continue
-            delta = atoms.get_scaled_positions(wrap=False) - other.get_scaled_positions(wrap=False)
-            delta -= np.round(delta)
-            if np.abs(delta @ atoms.cell[:]).max() <= self.tolerance:
-                return path, frame, energy
+        keys, scaled = self._keys(atoms)
+        cell = np.asarray(atoms.cell[:], dtype=float)
+        for key in keys:
+            for other_cell, other_scaled, path, frame, energy in self.seen.get(key, []):
+                if np.abs(other_cell - cell).max() > self.tolerance:
+                    continue
+                delta = scaled - other_scaled
+                delta -= np.round(delta)
+                if np.abs(delta @ atoms.cell[:]).max() <= self.tolerance:
+                    return path, frame, energy
         return None
 
     def add(self, atoms, path: str, frame: int, energy: float) -> None:
         """Remember ``atoms`` as imported from ``path`` frame ``frame``."""
-        key = (len(atoms), tuple(atoms.get_atomic_numbers()), tuple(atoms.pbc))
-        self.seen.setdefault(key, []).append((atoms.copy(), path, frame, energy))
+        keys, scaled = self._keys(atoms)
+        self.seen.setdefault(keys[0], []).append((np.asarray(atoms.cell[:], dtype=float), scaled, path, frame, energy))
 
 
 class Importer:
     """Reads files one by one into a :class:`FileReport` each, sharing the duplicate finder."""
 
     def __init__(
-        self, *, energy_key, forces_key, stress_key, level_of_theory, config_type, deduplicate, virial_key=None
+        self,
+        *,
+        energy_key,
+        forces_key,
+        stress_key,
+        level_of_theory,
+        config_type,
+        deduplicate,
+        virial_key=None,
+        records=False,
     ):
         self.energy_key = energy_key
         self.forces_key = forces_key
@@ -115,6 +160,7 @@ class Importer:
         self.virial_key = virial_key
         self.level_of_theory = level_of_theory
         self.config_type = config_type
+        self.records = records
         self.duplicates = _DuplicateFinder() if deduplicate else None
 
     def read(self, path: pathlib.Path, fmt: str) -> FileReport:
@@ -140,13 +186,15 @@ class Importer:
 
     def make_label(self, report: FileReport, frame: int, atoms, record: dict, **numbers) -> None:
         """Turn one frame into a label, or record why it is refused (no energy/forces, duplicate)."""
+        from aiida_sianode.data.bulk import LabelRecord
         from aiida_sianode.data.label import LabelData
 
+        kind = LabelRecord if self.records else LabelData
         config_type = self.config_type or atoms.info.get('config_type')
         source = {'kind': 'file', 'filename': report.path, 'sha256': report.sha256, 'frame': frame}
         source['format'] = report.format
         try:
-            label = LabelData(atoms, level_of_theory=record, source=source, config_type=config_type, **numbers)
+            label = kind(atoms, level_of_theory=record, source=source, config_type=config_type, **numbers)
         except ValueError as exception:
             report.refused.append(FrameRefusal(frame, str(exception)))
             return
@@ -178,6 +226,7 @@ def import_files(
     level_of_theory: str | Mapping | pathlib.Path | None = None,
     config_type: str | None = None,
     deduplicate: bool = True,
+    records: bool = False,
 ) -> ImportReport:
     """Read DFT results from files into (unstored) labels, one per whole frame, and report what was refused.
 
@@ -194,6 +243,9 @@ def import_files(
     :param config_type: the ``config_type`` of every label; by default the frame's ``config_type`` when it has
         one.
     :param deduplicate: refuse frames whose structure equals one imported earlier in this call.
+    :param records: make each label a :class:`~aiida_sianode.data.bulk.LabelRecord` (the same checked content,
+        held in memory) instead of an unstored ``LabelData``, which writes its arrays to a temporary folder: for
+        imports of 10^4 frames and more, stored by :meth:`ImportReport.store` all the same.
     :raises ValueError: before anything is read, for a missing path, an unknown format, an extxyz file without a
         level of theory, or both a stress and a virial key.
     """
@@ -221,5 +273,6 @@ def import_files(
         level_of_theory=record,
         config_type=config_type,
         deduplicate=deduplicate,
+        records=records,
     )
     return ImportReport(files=[importer.read(path, kind) for path, kind in files])

@@ -135,27 +135,42 @@ class ImportReport:
                     found.append(f'{report.path} vs {reference[0]}: {"; ".join(differences)}')
         return found
 
-    def store(self, group_label: str | None = None):
+    def store(self, group_label: str | None = None, *, batch_size: int | None = None, progress=None):
         """Store every label and, with ``group_label``, add them to that ``orm.Group`` (created when missing).
 
-        The labels are stored in one database transaction: all of them or, on an error, none.
+        The labels go through the bulk path (:func:`aiida_sianode.data.bulk.store_labels`: arrays in the packed
+        store, node rows inserted in one transaction per batch): all of them or, on an error, none (the group is
+        created all the same).
+        Afterwards ``labels`` holds the stored ``LabelData`` nodes (records made with ``records=True`` stay records,
+        now with ``pk`` and ``uuid``).
 
+        :param batch_size: labels per bulk insert (default :data:`aiida_sianode.data.bulk.DEFAULT_BATCH`).
+        :param progress: called as ``progress(stored, total)`` after each batch.
         :return: the group, or ``None`` without ``group_label``.
         """
         from aiida import orm
-        from aiida.manage import get_manager
+
+        from aiida_sianode.data.bulk import DEFAULT_BATCH, LabelRecord, store_labels
 
         labels = self.labels
-        with get_manager().get_profile_storage().transaction():
-            for label in labels:
-                if not label.is_stored:
-                    label.store()
-        if group_label is None:
-            return None
-        group, _ = orm.Group.collection.get_or_create(label=group_label)
-        if not group.description:
-            group.description = f'labels imported by aiida-sianode from {len(self.files)} file(s)'
-        group.add_nodes(labels)
+        pending = [label for label in labels if not label.is_stored]
+        group = None
+        if group_label is not None:
+            group, _ = orm.Group.collection.get_or_create(label=group_label)
+            if not group.description:
+                group.description = f'labels imported by aiida-sianode from {len(self.files)} file(s)'
+            earlier = [label for label in labels if label.is_stored and not isinstance(label, LabelRecord)]
+            if earlier:
+                group.add_nodes(earlier)
+        pks = store_labels(pending, group=group, batch_size=batch_size or DEFAULT_BATCH, progress=progress)
+        stored = {id(label): pk for label, pk in zip(pending, pks) if not isinstance(label, LabelRecord)}
+        if stored:
+            query = orm.QueryBuilder().append(
+                orm.Node, filters={'id': {'in': list(stored.values())}}, project=['id', '*']
+            )
+            nodes = dict(query.iterall())
+            for report in self.files:
+                report.labels = [nodes[stored[id(label)]] if id(label) in stored else label for label in report.labels]
         return group
 
     def as_dict(self) -> dict[str, Any]:
