@@ -341,8 +341,12 @@ def order_frames(strategy, candidates, labelled, frames, models, seed, iteration
     return [int(positions[p]) for p in picks.order], deviation, picks.details
 
 
-def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer, initial) -> list[dict]:
-    """One learning curve: the starting model, then ``iterations`` rounds of select, label, train."""
+def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer, initial):
+    """One learning curve: the starting model, then ``iterations`` rounds of select, label, train.
+
+    A generator: yields the curve so far (a list of records) after the starting model and after every iteration, so
+    that the caller can advance all strategies together and save partial curves.
+    """
     from aiida_sianode.selection.calibration import (
         MIN_PAIRS,
         auto_trust_levels,
@@ -354,6 +358,7 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
     model = initial['model']
     partner = initial.get('partner')
     history = [record(0, labelled, initial['metrics'], {})]
+    yield history
     pairs_d: list[float] = []
     pairs_e: list[float] = []
     for iteration in range(1, cfg['iterations'] + 1):
@@ -401,6 +406,7 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
         if strategy == 'trust' and iteration < cfg['iterations']:
             partner = trainer.train(labelled, seed + 100)['model']
         history.append(record(iteration, labelled, trained['metrics'], info))
+        yield history
         LOG.info(
             '%s seed %d iteration %d: %d labels, test F RMSE %.3f eV/Å',
             strategy,
@@ -411,7 +417,6 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
         )
         if not new:
             LOG.warning('%s seed %d iteration %d labelled nothing new', strategy, seed, iteration)
-    return history
 
 
 def record(iteration: int, labelled: list[str], metrics: dict, info: dict) -> dict:
@@ -430,6 +435,12 @@ def record(iteration: int, labelled: list[str], metrics: dict, info: dict) -> di
 def summarise(results: dict, target: float | None) -> dict:
     from aiida_sianode.analysis.learning_curves import label_ratio, labels_to_target, mean_curve
 
+    # a run stopped early: every curve is cut to the trainings that every strategy and seed reached
+    length = min(len(run) for runs in results['curves'].values() for run in runs.values())
+    results = {
+        **results,
+        'curves': {s: {seed: run[:length] for seed, run in runs.items()} for s, runs in results['curves'].items()},
+    }
     curves = {}
     for strategy, runs in results['curves'].items():
         curve = mean_curve([([r['n_labels'] for r in run], [r['force_rmse'] for r in run]) for run in runs.values()])
@@ -456,6 +467,7 @@ def summarise(results: dict, target: float | None) -> dict:
         'needs': needs,
         'per_seed': per_seed,
         'ratios': ratios,
+        'trainings': length,
     }
 
 
@@ -470,7 +482,8 @@ def markdown(summary: dict, results: dict) -> str:
             )
     lines += [
         '',
-        f'Force-RMSE target: {summary["target"]:.3f} eV/Å; budget {summary["budget"]:.0f} labels.',
+        f'Force-RMSE target: {summary["target"]:.3f} eV/Å; budget {summary["budget"]:.0f} labels; '
+        f'{summary["trainings"]} trainings per curve.',
         '',
         '| strategy | labels to target (mean curve) | per seed | ratio to random |',
         '|---|---|---|---|',
@@ -543,6 +556,12 @@ def parse_arguments(argv=None):
         help='where to write the labelled test set (extxyz; default: in --work-dir)',
     )
     parser.add_argument('--report-only', action='store_true', help='only summarise an existing --output')
+    parser.add_argument(
+        '--only-seed', type=int, default=None, help='run this one seed (to run seeds as parallel processes)'
+    )
+    parser.add_argument(
+        '--merge', type=pathlib.Path, nargs='+', default=None, help='merge the JSON results of --only-seed runs'
+    )
     args = parser.parse_args(argv)
     for name in ('seeds', 'budget', 'iterations', 'epochs', 'md_steps'):
         value = getattr(args, name)
@@ -563,10 +582,23 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', stream=sys.stdout)
     LOG.setLevel(logging.INFO)
     cfg = settings_for(args)
+    if args.only_seed is not None:
+        cfg['seeds'] = [args.only_seed]
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     output = args.output or work / 'results.json'
-    if not args.report_only:
+    if args.merge:
+        merged = None
+        for path in args.merge:
+            part = json.loads(path.read_text())
+            if merged is None:
+                merged = {**part, 'settings': {**part['settings'], 'seeds': []}, 'cost': {}}
+            merged['settings']['seeds'] += part['settings']['seeds']
+            merged['cost'][path.name] = part.get('cost')
+            for strategy, runs in part['curves'].items():
+                merged['curves'].setdefault(strategy, {}).update(runs)
+        output.write_text(json.dumps(merged, indent=1))
+    elif not args.report_only:
         from ase.io import write
 
         start = time.perf_counter()
@@ -604,11 +636,15 @@ def main(argv=None) -> int:
             initial = trainer.train(start_keys, seed)
             if 'trust' in cfg['strategies']:
                 initial['partner'] = trainer.train(start_keys, seed + 100)['model']
-            for strategy in cfg['strategies']:
-                results['curves'][strategy][str(seed)] = run_strategy(
-                    strategy, seed, cfg, start_keys, pool_keys, frames, labels, trainer, initial
-                )
-                output.write_text(json.dumps(results, indent=1))
+            # all strategies advance iteration by iteration, so that a run stopped early has comparable curves
+            runs = {
+                strategy: run_strategy(strategy, seed, cfg, start_keys, pool_keys, frames, labels, trainer, initial)
+                for strategy in cfg['strategies']
+            }
+            for _ in range(cfg['iterations'] + 1):
+                for strategy, run in runs.items():
+                    results['curves'][strategy][str(seed)] = next(run)
+                    output.write_text(json.dumps(results, indent=1))
         statuses = [labels.records[key]['status'] for key in labels.records if not key.startswith('test/')]
         results['cost'] = {
             'md_seconds': md_seconds,
