@@ -406,7 +406,6 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
         if strategy == 'trust' and iteration < cfg['iterations']:
             partner = trainer.train(labelled, seed + 100)['model']
         history.append(record(iteration, labelled, trained['metrics'], info))
-        yield history
         LOG.info(
             '%s seed %d iteration %d: %d labels, test F RMSE %.3f eV/Å',
             strategy,
@@ -417,6 +416,7 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
         )
         if not new:
             LOG.warning('%s seed %d iteration %d labelled nothing new', strategy, seed, iteration)
+        yield history
 
 
 def record(iteration: int, labelled: list[str], metrics: dict, info: dict) -> dict:
