@@ -664,7 +664,8 @@ def main(argv=None) -> int:
     print(markdown(summary, results))
     if args.plot:
         n_seeds = len(results['settings']['seeds'])
-        plot(summary, args.plot, f'Si 32-64 atoms, GFN1-xTB labels, mean ± std over {n_seeds} seeds')
+        cells = sorted({cell for cell, _, _ in results['settings']['plan']})
+        plot(summary, args.plot, f'Si ({", ".join(cells)}), GFN1-xTB labels, mean ± std over {n_seeds} seeds')
     return 0
 
 
