@@ -20,6 +20,7 @@ import time
 import pytest
 
 BIN = pathlib.Path(sys.executable).parent
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATE_DIR = pathlib.Path(os.environ.get('SIANODE_CLUSTER_DIR', '/var/lib/sianode-cluster'))
 ENABLED = os.environ.get('SIANODE_CLUSTER') == '1'
 
@@ -54,6 +55,8 @@ class Cluster:
         self.aiida_path = aiida_path
         self.workdir = workdir
         self.computer = 'loop-slurm'
+        self.repo_root = REPO_ROOT
+        self.registry: pathlib.Path | None = None
         self.env = {
             **os.environ,
             'AIIDA_PATH': str(aiida_path),
@@ -166,6 +169,10 @@ def cluster(tmp_path_factory):
         )
     )
     assert (setup['storage'], setup['broker']) == ('core.psql_dos', 'core.rabbitmq')
+    # the registries of the plugins' mock VASP and CASTEP (fixtures/mock/registry.py), which the remote codes read
+    registry = root / 'mock-registry'
+    cluster.run(sys.executable, REPO_ROOT / 'fixtures' / 'mock' / 'registry.py', registry, timeout=300)
+    cluster.registry = registry
     cluster_file = root / 'loop-slurm.yaml'
     cluster_file.write_text(
         f"""
@@ -195,6 +202,22 @@ codes:
   sianode-label: {{queue_name: cpu, resources: {{num_machines: 1, num_mpiprocs_per_machine: 1}}}}
   sianode-train: {{queue_name: cpu, resources: {{num_machines: 1, num_mpiprocs_per_machine: 1}}}}
   sianode-explore: {{queue_name: cpu, resources: {{num_machines: 1, num_mpiprocs_per_machine: 1}}}}
+  vasp:
+    executable: {BIN / 'mock-vasp'}
+    description: aiida-vasp's mock-vasp, replaying fixtures/mock's registry
+    prepend_text: export MOCK_VASP_REG_BASE={registry / 'vasp'}
+    queue_name: cpu
+    withmpi: false
+    resources: {{num_machines: 1, num_mpiprocs_per_machine: 1}}
+    max_wallclock_seconds: 3600
+  castep:
+    executable: {BIN / 'castep.mock'}
+    description: aiida-castep's castep.mock, replaying fixtures/mock's registry
+    prepend_text: export MOCK_CODE_BASE={registry / 'castep'}
+    queue_name: cpu
+    withmpi: false
+    resources: {{num_machines: 1, num_mpiprocs_per_machine: 1}}
+    max_wallclock_seconds: 3600
 """
     )
     added = json.loads(cluster.sianode('computer', 'add', str(cluster_file), '--json'))

@@ -12,7 +12,7 @@ set -euo pipefail
 
 STATE_DIR=${SIANODE_CLUSTER_DIR:-/var/lib/sianode-cluster}
 SSH_PORT=${SIANODE_SSH_PORT:-2222}
-PACKAGES=(slurm-wlm munge openssh-server postgresql rabbitmq-server)
+PACKAGES=(slurm-wlm munge openssh-server postgresql rabbitmq-server iproute2)
 HOST=$(hostname -s)
 
 log() { printf '[setup_cluster %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -72,6 +72,16 @@ fi
 # --- Slurm ------------------------------------------------------------------------------------------------------
 CPUS=$(getconf _NPROCESSORS_ONLN)  # not nproc: it follows OMP_NUM_THREADS, which make exports
 MEMORY_MB=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))
+# the daemons bind what ${HOST} resolves to: it must be a loopback address, or the cluster would listen outside
+HOST_ADDRESS=$(getent ahostsv4 "$HOST" | awk 'NR == 1 {print $1}')
+if [[ $HOST_ADDRESS != 127.* ]]; then
+    # first line, so that it wins over the address a container runtime wrote; in place, as /etc/hosts may be mounted
+    log "host name $HOST resolves to ${HOST_ADDRESS:-nothing}: adding \`127.0.1.1 $HOST\` to the top of /etc/hosts"
+    hosts=$(cat /etc/hosts)
+    printf '127.0.1.1 %s\n%s\n' "$HOST" "$hosts" >/etc/hosts
+    HOST_ADDRESS=$(getent ahostsv4 "$HOST" | awk 'NR == 1 {print $1}')
+    [[ $HOST_ADDRESS == 127.* ]] || die "host name $HOST still resolves to $HOST_ADDRESS, not a loopback address"
+fi
 install -d -m 755 /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat >"$STATE_DIR/slurm.conf.new" <<EOF
 # Written by aiida-sianode tests/cluster/setup_cluster.sh: one node, this machine, on loopback.
@@ -93,7 +103,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
-CommunicationParameters=NoInAddrAny
+# slurmd (NoInAddrAny) and slurmctld (NoCtldInAddrAny) bind the address their host name resolves to, not 0.0.0.0;
+# the host name must then resolve to a loopback address (checked below)
+CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
 ReturnToService=2
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
@@ -207,5 +219,8 @@ export SIANODE_BROKER_USER=sianode
 export SIANODE_BROKER_PASSWORD_FILE=${STATE_DIR}/broker_password
 EOF
 )
+# nothing of the cluster may listen outside loopback
+outside=$(ss -Hltn | awk '{print $4}' | grep -E ':(6817|6818|'"${SSH_PORT}"'|5432|5672|25672|4369)$' | grep -v -E '^(127\.[0-9.]+|\[::1\]):' || true)
+[[ -z $outside ]] || die "services listening outside loopback: ${outside//$'\n'/ }"
 log "ready: slurm partition cpu (${CPUS} cores), sshd 127.0.0.1:${SSH_PORT}, PostgreSQL $PG_VERSION and RabbitMQ on 127.0.0.1"
 log "settings for the tests: $STATE_DIR/cluster.env"
