@@ -137,8 +137,10 @@ def _labeler_prerequisites(spec) -> list[str]:
     return []
 
 
-def dry_run_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
+def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
     """Build every input of the campaign ``spec`` without storing or submitting anything, and return a report.
+
+    ``aiida-sianode run`` calls it before storing anything; ``run --dry-run`` stops after it.
 
     ``planned`` are the structures :func:`aiida_sianode.campaign_spec.preflight` built (and checked) in memory.
     Codes this profile lacks get unstored stand-ins and are listed under ``missing``, with the labeler's
@@ -179,9 +181,12 @@ def dry_run_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
     if not prerequisites:
         labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[spec.labeler.name])
         for name, structure in {**structures, **explore}.items():
-            label = labeler_class.get_builder_from_protocol(
-                codes[0], structure, protocol=spec.labeler.protocol, overrides=dict(spec.labeler.overrides) or None
-            )
+            try:
+                label = labeler_class.get_builder_from_protocol(
+                    codes[0], structure, protocol=spec.labeler.protocol, overrides=dict(spec.labeler.overrides) or None
+                )
+            except ValueError as exception:
+                raise ValueError(f'the label inputs of {name} are refused: {exception}') from None
             error = labeler_class.spec().inputs.validate(label)
             if error is not None:
                 raise ValueError(f'the label inputs of {name} are refused: {error}')
@@ -246,11 +251,11 @@ def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
         planned = preflight(spec, spec_file.parent)
     except SpecError as error:
         fail(str(error), as_json)
+    try:
+        report = check_campaign(spec, spec_file, planned)
+    except (ValueError, TypeError) as error:
+        fail(f'{spec_file}: {error}', as_json)
     if dry_run:
-        try:
-            report = dry_run_campaign(spec, spec_file, planned)
-        except (ValueError, TypeError) as error:
-            fail(f'{spec_file}: {error}', as_json)
         report['wall_time_s'] = round(time.time() - started, 1)
         if as_json:
             echo_json(report)
