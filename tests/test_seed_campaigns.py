@@ -136,7 +136,7 @@ def test_every_builder_output_is_within_every_labelers_elements():
 
 
 def test_a_packing_density_that_cannot_be_reached_is_refused():
-    """Random placement cannot reach a packing fraction above 0.3; an SEI box smaller than its largest unit; a
+    """Random placement cannot reach a packing fraction above 0.34; an SEI box smaller than its largest unit; a
     hard-carbon cell with no void left for the alkali: all named with the entry, builder and seed."""
     dense = {'builder': 'amorphous-carbon', 'parameters': {'n_atoms': 64, 'density': 3.3, 'min_distance': 2.0}}
     message = refusal(spec_with('xtb', [dense]))
