@@ -280,3 +280,54 @@ def test_run_refuses_before_storing_anything(label_code, train_code, explore_cod
     assert result.exit_code == 1
     assert 'refused before anything runs' in result.output and 'structures[1] (amorphous-carbon' in result.output
     assert node_count() == before
+
+
+# ------------------------------------------------------------------------------------------- a small campaign, run
+
+#: The small spec the suite runs end to end (the others run in benchmarks/seed_campaigns.py, see its .md table).
+SUITE_SPEC = 'hard_carbon_xtb.yaml'
+
+
+@pytest.fixture(scope='module')
+def seed_campaign(engine_codes, tmp_path_factory):
+    """Run the suite's small seed campaign once, as written in workflows/, with the test profile's engine codes."""
+    label_code, train_code, explore_code = engine_codes
+    data = yaml.safe_load((WORKFLOWS / SUITE_SPEC).read_text())
+    data['labeler']['code'] = label_code.full_label
+    data['training']['code'] = train_code.full_label
+    data['exploration']['code'] = explore_code.full_label
+    folder = tmp_path_factory.mktemp('seed_campaign')
+    path = folder / SUITE_SPEC
+    path.write_text(yaml.safe_dump(data))
+    result = invoke('run', path, '--json', '--output-dir', folder / 'report')
+    return result, json.loads(result.stdout)
+
+
+def test_small_seed_campaign_runs_end_to_end(seed_campaign):
+    result, summary = seed_campaign
+    assert result.exit_code == 0, result.output
+    assert summary['stop_reason'] in ('converged', 'max_iterations', 'label_budget', 'nothing_to_label')
+    rows = summary['iterations']
+    assert rows[0]['labels_added'] + rows[0]['labels_failed'] == 4  # the four hard-carbon cells of the spec
+    assert len(rows) <= 3  # the initial labels and at most two iterations
+    frames = [row['training_set_frames'] for row in rows if 'training_set_frames' in row]
+    assert frames == sorted(frames)
+    assert frames[-1] == sum(row['labels_added'] for row in rows)
+    assert summary['labels_computed'] == sum(row['labels_added'] + row['labels_failed'] for row in rows)
+
+
+def test_small_seed_campaign_grew_a_training_set_of_its_own_chemistry(seed_campaign):
+    """Every label is a hard-carbon cell: 24 C with Na or Li, xTB energies, forces on every atom."""
+    from aiida import orm
+
+    _, summary = seed_campaign
+    node = orm.load_node(summary['pk'])
+    frames = node.outputs.training_set.get_frames()
+    assert len(frames) == summary['iterations'][-1].get('training_set_frames', len(frames))
+    assert {symbol for atoms in frames for symbol in atoms.get_chemical_symbols()} == {'C', 'Na', 'Li'}
+    for atoms in frames:
+        symbols = atoms.get_chemical_symbols()
+        assert symbols.count('C') == 24 and 1 <= len(symbols) - 24 <= 2
+        assert atoms.arrays['REF_forces'].shape == (len(atoms), 3)
+        assert atoms.info['REF_energy'] < 0
+    assert node.outputs.training_set.base.attributes.get('level_of_theory')['code'] == 'xtb'

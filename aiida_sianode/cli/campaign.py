@@ -251,6 +251,9 @@ def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
         planned = preflight(spec, spec_file.parent)
     except SpecError as error:
         fail(str(error), as_json)
+    if not dry_run:  # a dry run lists missing codes; a run stops at the first
+        for label in (spec.labeler.code or 'sianode-label@localhost', spec.training.code, spec.exploration.code):
+            load_code_or_fail(label, as_json, SETUP_HINT)
     try:
         report = check_campaign(spec, spec_file, planned)
     except (ValueError, TypeError) as error:
