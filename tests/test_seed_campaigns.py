@@ -26,7 +26,7 @@ SHIPPED = {
     'si_lixsi_ac_xtb.yaml': ('xtb', 'fast', 6, {'Si', 'Li', 'C'}),
     'sei_vasp.yaml': ('vasp', 'balanced', 120, {'H', 'Li', 'C', 'O', 'F', 'P'}),
     'ac_si_castep.yaml': ('castep', 'balanced', 28, {'C', 'Si', 'Li'}),
-    'core_shell_vasp.yaml': ('vasp', 'balanced', 16, {'C', 'Si', 'Li'}),
+    'core_shell_vasp.yaml': ('vasp', 'balanced', 18, {'C', 'Si', 'Li'}),
     'hard_carbon_vasp.yaml': ('vasp', 'balanced', 12, {'C', 'Na', 'Li'}),
     'si_lixsi_ac_vasp.yaml': ('vasp', 'balanced', 18, {'Si', 'Li', 'C'}),
     'si_lixsi_xtb.yaml': ('xtb', 'fast', 8, {'Si', 'Li'}),
