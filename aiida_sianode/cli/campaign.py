@@ -180,7 +180,7 @@ def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
     labels_built = 0
     if not prerequisites:
         labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[spec.labeler.name])
-        for name, structure in {**structures, **explore}.items():
+        for name, structure in [*structures.items(), *explore.items()]:
             try:
                 label = labeler_class.get_builder_from_protocol(
                     codes[0], structure, protocol=spec.labeler.protocol, overrides=dict(spec.labeler.overrides) or None
