@@ -23,7 +23,7 @@ SHIPPED = {
     'ac_si_xtb.yaml': ('xtb', 'fast', 6, {'C', 'Si', 'Li'}),
     'core_shell_xtb.yaml': ('xtb', 'fast', 4, {'C', 'Si', 'Li'}),
     'hard_carbon_xtb.yaml': ('xtb', 'fast', 4, {'C', 'Na', 'Li'}),
-    'si_lixsi_ac_xtb.yaml': ('xtb', 'fast', 6, {'Si', 'Li', 'C'}),
+    'si_lixsi_ac_xtb.yaml': ('xtb', 'fast', 8, {'Si', 'Li', 'C'}),
     'sei_vasp.yaml': ('vasp', 'balanced', 120, {'H', 'Li', 'C', 'O', 'F', 'P'}),
     'ac_si_castep.yaml': ('castep', 'balanced', 28, {'C', 'Si', 'Li'}),
     'core_shell_vasp.yaml': ('vasp', 'balanced', 18, {'C', 'Si', 'Li'}),
