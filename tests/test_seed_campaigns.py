@@ -312,6 +312,7 @@ def test_small_seed_campaign_runs_end_to_end(seed_campaign):
     assert len(rows) <= 3  # the initial labels and at most two iterations
     frames = [row['training_set_frames'] for row in rows if 'training_set_frames' in row]
     assert frames == sorted(frames)
+    assert frames[-1] > frames[0]  # grew by selected frames (benchmark run: 4 -> 10 -> 10)
     assert frames[-1] == sum(row['labels_added'] for row in rows)
     assert summary['labels_computed'] == sum(row['labels_added'] + row['labels_failed'] for row in rows)
 
