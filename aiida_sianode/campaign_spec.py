@@ -4,7 +4,10 @@ A spec names the starting structures (built by :mod:`aiida_sianode.structures` b
 labeler, the training, exploration and selection settings and the convergence criteria of one active-learning
 campaign. :func:`load_spec` validates it completely before anything is stored or computed: unknown keys, wrong
 types and impossible values (a lower trust level above the upper one, a fraction outside 0-1, an unknown builder,
-labeler or protocol) are refused with the path of the offending key.
+labeler or protocol, a pressure beyond the barostat's range) are refused with the path of the offending key.
+:func:`preflight` then builds every structure in memory, without storing anything, and refuses a spec whose builder
+cannot reach its packing density or whose structures hold an element the labeler cannot do (the GPAW setups, the
+GFN1-xTB parameters, the VASP protocol's POTCAR mapping; CASTEP's on-the-fly C19 library takes any element).
 
 Example (``workflows/si_lixsi_xtb.yaml``)::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -142,15 +146,31 @@ class ExplorationSpec(_Strict):
     @field_validator('pressures')
     @classmethod
     def _pressure_range(cls, value):
-        if value is not None and any(abs(pressure) > 10.0 for pressure in value):
-            raise ValueError('pressures are in GPa and at most 10 GPa (100 kbar) in magnitude')
+        if value is not None:
+            _check_pressures(value)
         return value
 
     @model_validator(mode='after')
     def _pressures_need_npt(self):
         if self.pressures and not any(ensemble.startswith('npt') for ensemble in self.ensembles):
             raise ValueError('`pressures` are only used by NPT ensembles; add `npt` to `ensembles`')
+        pressures = self.overrides.get('pressures')
+        if pressures is not None:
+            _check_pressures(pressures if isinstance(pressures, list) else [pressures], where='overrides.pressures: ')
         return self
+
+
+def _check_pressures(pressures: list, where: str = '') -> None:
+    """Refuse a pressure the exploration engine's barostat does not take (|P| above its limit, in GPa)."""
+    from aiida_sianode.engines.explore import MAX_PRESSURE_GPA
+
+    beyond = [pressure for pressure in pressures if abs(float(pressure)) > MAX_PRESSURE_GPA]
+    if beyond:
+        raise ValueError(
+            f'{where}pressure{"s" if len(beyond) > 1 else ""} {", ".join(f"{p:g}" for p in beyond)} GPa beyond the '
+            f"barostat's range: pressures are in GPa and at most {MAX_PRESSURE_GPA:g} GPa "
+            f'({MAX_PRESSURE_GPA * 10:g} kbar) in magnitude'
+        )
 
 
 class SelectionSettings(_Strict):
@@ -325,3 +345,144 @@ def build_structures(sources: list[StructureSource], base: pathlib.Path) -> dict
                 structure.base.extras.set_many({'sianode_source_file': entry.file, 'sianode_source_frame': index})
                 structures[f'{stem}_{index:03d}'] = structure
     return structures
+
+
+#: The protocol file of each labeler (``aiida_sianode/protocols/label_<name>.yaml``).
+LABELER_PROTOCOL_FILES = {'gpaw': 'label_gpaw', 'xtb': 'label_xtb', 'vasp': 'label_vasp', 'castep': 'label_castep'}
+
+
+def labeler_inputs(labeler: LabelerSpec) -> dict:
+    """Return the labeler's protocol inputs with the spec's overrides merged in (unknown override keys refused).
+
+    :raises aiida_sianode.protocols.ProtocolError: for an override key the labeler's protocol does not have.
+    """
+    from aiida_sianode.protocols import ProtocolMixin
+
+    protocols = type('LabelerProtocol', (ProtocolMixin,), {'_protocol_file': LABELER_PROTOCOL_FILES[labeler.name]})
+    return protocols.get_protocol_inputs(labeler.protocol, dict(labeler.overrides) or None)
+
+
+def spec_labeler_elements(labeler: LabelerSpec) -> frozenset[str] | None:
+    """Return the elements the spec's labeler can label, ``None`` when any element goes.
+
+    GPAW: the elements with a PBE PAW setup; xTB: GFN1's H-Rn; VASP: the keys of the protocol's POTCAR mapping
+    (``potential_mapping`` of ``protocols/label_vasp.yaml``); CASTEP: ``None`` (the C19 on-the-fly library; a
+    family of files is checked against the profile by ``aiida-sianode run --dry-run``).
+    """
+    from aiida_sianode.common.validation import labeler_elements
+
+    inputs = labeler_inputs(labeler)
+    if labeler.name == 'vasp':
+        return frozenset(inputs['potential_mapping'])
+    return labeler_elements(labeler.name)
+
+
+@dataclass
+class PlannedStructure:
+    """One structure a spec will build, built in memory by :func:`preflight` (nothing stored)."""
+
+    section: str
+    """``structures`` (labelled first) or ``explore_structures`` (MD starts)."""
+    name: str
+    """The name :func:`build_structures` gives it."""
+    source: str
+    """The builder, or the file it comes from."""
+    seed: int | None
+    atoms: Any
+
+    def summary(self) -> dict:
+        """A JSON-friendly row: section, name, source, seed, formula, atom count, elements and density (g/cm^3)."""
+        from aiida_sianode.structures.common import mass_density
+
+        periodic = bool(self.atoms.pbc.all()) and self.atoms.get_volume() > 0
+        return {
+            'section': self.section,
+            'name': self.name,
+            'source': self.source,
+            'seed': self.seed,
+            'formula': self.atoms.get_chemical_formula(),
+            'natoms': len(self.atoms),
+            'elements': sorted(set(self.atoms.get_chemical_symbols())),
+            'density_g_cm3': round(mass_density(self.atoms), 3) if periodic else None,
+        }
+
+
+def _planned(sources: list[StructureSource], section: str, base: pathlib.Path, problems: list[str]) -> list:
+    """Build every structure of ``sources`` in memory; append the reason of every failure to ``problems``."""
+    from ase.io import read
+
+    from aiida_sianode.structures import build
+    from aiida_sianode.structures.common import StructureBuildError
+
+    planned = []
+    for number, entry in enumerate(sources):
+        if entry.builder is not None:
+            for seed in entry.seeds:
+                name = f'{entry.builder}_{number:02d}_seed{seed}'.replace('-', '_')
+                try:
+                    atoms = build(entry.builder, entry.parameters, seed)
+                except StructureBuildError as error:
+                    problems.append(f'{section}[{number}] ({entry.builder}, seed {seed}): {error}')
+                    continue
+                planned.append(PlannedStructure(section, name, entry.builder, seed, atoms))
+        else:
+            try:
+                frames = read(base / entry.file, index=entry.index)
+            except Exception as error:  # ASE raises many kinds for unreadable files
+                problems.append(f'{section}[{number}] (file {entry.file}): cannot be read: {error}')
+                continue
+            frames = frames if isinstance(frames, list) else [frames]
+            stem = ''.join(char if char.isalnum() else '_' for char in pathlib.Path(entry.file).stem)
+            planned.extend(
+                PlannedStructure(section, f'{stem}_{index:03d}', entry.file, None, atoms)
+                for index, atoms in enumerate(frames)
+            )
+    return planned
+
+
+def preflight(spec: CampaignSpec, base: str | pathlib.Path = '.') -> list[PlannedStructure]:
+    """Build every structure of ``spec`` in memory and check it against the labeler; store and run nothing.
+
+    Refused, all problems at once: a builder that fails (a packing density its distance floor cannot reach, a
+    composition that does not fit its box), an override key the labeler's protocol does not have, and for every
+    structure, those labelled first and the MD starts whose frames get labelled later: an element the labeler cannot
+    do, a cell a plane-wave labeler cannot take, atoms closer than 0.5 Å.
+
+    :param base: the folder that ``file`` entries are relative to (the spec's folder).
+    :raises SpecError: naming every problem with the entry, builder and seed it comes from.
+    """
+    from ase.data import chemical_symbols
+
+    from aiida_sianode.common.validation import (
+        DEFAULT_MIN_DISTANCE,
+        PLANE_WAVE_LABELERS,
+        StructureValidationError,
+        validate_structure,
+    )
+    from aiida_sianode.protocols import ProtocolError
+
+    base = pathlib.Path(base)
+    problems: list[str] = []
+    try:
+        elements = spec_labeler_elements(spec.labeler)
+    except ProtocolError as error:
+        problems.append(f'labeler.overrides: {error}')
+        elements = None
+    planned = _planned(spec.structures, 'structures', base, problems)
+    if spec.explore_structures:
+        planned += _planned(spec.explore_structures, 'explore_structures', base, problems)
+    for structure in planned:
+        try:
+            validate_structure(
+                structure.atoms,
+                labeler=spec.labeler.name,
+                supported_elements=elements if elements is not None else chemical_symbols[1:],
+                needs_periodic=spec.labeler.name in PLANE_WAVE_LABELERS,
+                min_distance=DEFAULT_MIN_DISTANCE,
+            )
+        except StructureValidationError as error:
+            where = f'{structure.source}, seed {structure.seed}' if structure.seed is not None else structure.source
+            problems.append(f'{structure.section} {structure.name} ({where}): {error}')
+    if problems:
+        raise SpecError(f'{spec.name}: refused before anything runs:\n  ' + '\n  '.join(problems))
+    return planned

@@ -45,7 +45,6 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
     from aiida import orm
 
     from aiida_sianode.campaign_spec import build_structures
-    from aiida_sianode.workflows.active_learning import ActiveLearningWorkChain
 
     labeler_code = load_code_or_fail(spec.labeler.code or 'sianode-label@localhost', as_json, SETUP_HINT)
     train_code = load_code_or_fail(spec.training.code, as_json, SETUP_HINT)
@@ -54,6 +53,16 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
     explore_structures = (
         build_structures(spec.explore_structures, spec_path.parent) if spec.explore_structures else None
     )
+    test_set = orm.load_node(spec.test_set) if spec.test_set is not None else None
+    return campaign_builder(spec, (labeler_code, train_code, explore_code), structures, explore_structures, test_set)
+
+
+def campaign_builder(spec, codes, structures, explore_structures=None, test_set=None):
+    """Return the ActiveLearningWorkChain builder of ``spec`` with the given ``(label, train, explore)`` codes and
+    ``{name: StructureData}`` structures (stored or not: a dry run builds it from unstored ones)."""
+    from aiida_sianode.workflows.active_learning import ActiveLearningWorkChain
+
+    labeler_code, train_code, explore_code = codes
     explore_overrides = dict(spec.exploration.overrides)
     explore_overrides.setdefault('temperatures', list(spec.exploration.temperatures))
     explore_overrides.setdefault('ensembles', list(spec.exploration.ensembles))
@@ -61,7 +70,6 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
         explore_overrides.setdefault('pressures', list(spec.exploration.pressures))
     if spec.exploration.steps:
         explore_overrides.setdefault('steps', [spec.exploration.steps])
-    test_set = orm.load_node(spec.test_set) if spec.test_set is not None else None
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         labeler_code,
         structures,
@@ -90,9 +98,133 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
     return builder
 
 
+def _stand_in_code(label: str):
+    """An unstored code named ``label`` on an unstored computer: a dry run builds inputs for a code this profile
+    lacks (a cluster's VASP) without creating anything."""
+    from aiida import orm
+
+    name, _, computer = label.partition('@')
+    host = orm.Computer(
+        label=computer or 'dry-run',
+        hostname='dry-run',
+        transport_type='core.local',
+        scheduler_type='core.direct',
+        workdir='/tmp',
+    )
+    return orm.InstalledCode(computer=host, filepath_executable='/bin/true', label=name)
+
+
+def _labeler_prerequisites(spec) -> list[str]:
+    """What the labeler needs in the profile beyond its code (VASP's POTCAR family, CASTEP's pseudopotential
+    family), as lines naming each missing one; empty when all is there."""
+    from aiida_sianode.campaign_spec import labeler_inputs
+
+    inputs = labeler_inputs(spec.labeler)
+    if spec.labeler.name == 'vasp':
+        from aiida_vasp.data.potcar import PotcarData
+
+        family = inputs['potential_family']
+        if PotcarData.get_potcar_group(family) is None:
+            return [f'POTCAR family `{family}` (aiida-vasp potcar uploadfamily --name {family} ...)']
+    if spec.labeler.name == 'castep':
+        from aiida_sianode.workflows.label.castep import pseudopotential_family_elements
+
+        family = inputs['pseudos_family']
+        try:
+            pseudopotential_family_elements(family)
+        except ValueError:
+            return [f'pseudopotential family `{family}` (aiida_castep.data.otfg.upload_otfg_family)']
+    return []
+
+
+def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
+    """Build every input of the campaign ``spec`` without storing or submitting anything, and return a report.
+
+    ``aiida-sianode run`` calls it before storing anything; ``run --dry-run`` stops after it.
+
+    ``planned`` are the structures :func:`aiida_sianode.campaign_spec.preflight` built (and checked) in memory.
+    Codes this profile lacks get unstored stand-ins and are listed under ``missing``, with the labeler's
+    pseudopotential family; when those are there, the label inputs of every structure are built too.
+
+    :raises ValueError: the reason a campaign input or a label input is refused.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+    from aiida.plugins import WorkflowFactory
+
+    from aiida_sianode.workflows.active_learning import LABELER_ENTRY_POINTS, ActiveLearningWorkChain
+
+    missing = []
+    codes = []
+    for label in (spec.labeler.code or 'sianode-label@localhost', spec.training.code, spec.exploration.code):
+        try:
+            codes.append(orm.load_code(label))
+        except (NotExistent, MultipleObjectsError, ValueError):
+            codes.append(_stand_in_code(label))
+            missing.append(f'code `{label}`')
+    structures = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'structures'}
+    explore = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section != 'structures'}
+    test_set = None
+    if spec.test_set is not None:
+        try:
+            test_set = orm.load_node(spec.test_set)
+        except NotExistent:
+            missing.append(f'test set `{spec.test_set}`')
+    builder = campaign_builder(spec, codes, structures, explore or None, test_set)
+    error = ActiveLearningWorkChain.spec().inputs.validate(builder)
+    if error is not None:
+        raise ValueError(f'the campaign inputs are refused: {error}')
+
+    prerequisites = _labeler_prerequisites(spec)
+    missing.extend(prerequisites)
+    labels_built = 0
+    if not prerequisites:
+        labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[spec.labeler.name])
+        for name, structure in [*structures.items(), *explore.items()]:
+            try:
+                label = labeler_class.get_builder_from_protocol(
+                    codes[0], structure, protocol=spec.labeler.protocol, overrides=dict(spec.labeler.overrides) or None
+                )
+            except ValueError as exception:
+                raise ValueError(f'the label inputs of {name} are refused: {exception}') from None
+            error = labeler_class.spec().inputs.validate(label)
+            if error is not None:
+                raise ValueError(f'the label inputs of {name} are refused: {error}')
+            labels_built += 1
+
+    rows = [item.summary() for item in planned]
+    runs = len(explore or structures) * len(builder.explore.temperatures.get_list())
+    ensembles = builder.explore.ensembles.get_list()
+    pressures = builder.explore.pressures.get_list()
+    runs *= sum(len(pressures) if ensemble.startswith('npt') else 1 for ensemble in ensembles)
+    runs *= len(builder.explore.steps.get_list())
+    convergence = builder.convergence.get_dict()
+    return {
+        'spec': str(spec_path),
+        'name': spec.name,
+        'labeler': {'name': spec.labeler.name, 'protocol': spec.labeler.protocol},
+        'structures': rows,
+        'initial_labels': len(structures),
+        'initial_label_atoms': sum(row['natoms'] for row in rows if row['section'] == 'structures'),
+        'md_runs_per_iteration': runs,
+        'md_steps_per_run': max(builder.explore.steps.get_list()),
+        'committee_size': spec.training.committee_size,
+        'max_iterations': convergence['max_iterations'],
+        'max_labels': convergence['max_labels'],
+        'label_inputs_built': labels_built,
+        'missing': missing,
+        'submitted': False,
+    }
+
+
 @cmd_root.command('run')
 @click.argument('spec_file', type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option('--submit', is_flag=True, help='Submit to the daemon and return at once.')
+@click.option(
+    '--dry-run',
+    is_flag=True,
+    help='Build and check every input (structures, labels, training, MD, selection), store and submit nothing.',
+)
 @click.option(
     '--output-dir',
     type=click.Path(file_okay=False, path_type=pathlib.Path),
@@ -101,18 +233,38 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
 )
 @JSON_OPTION
 @decorators.with_dbenv()
-def cmd_run(spec_file, submit, output_dir, as_json):
-    """Run the active-learning campaign described by SPEC_FILE (a YAML file, see workflows/)."""
+def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
+    """Run the active-learning campaign described by SPEC_FILE (a YAML file, see workflows/).
+
+    Every structure is built in memory and checked against the labeler first (elements, packing density, cell),
+    so a spec that cannot run is refused before anything is stored. With --dry-run the command stops after
+    building every input, reports what the campaign would do and what this profile lacks for it, and exits 0.
+    """
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
 
-    from aiida_sianode.campaign_spec import SpecError, load_spec
+    from aiida_sianode.campaign_spec import SpecError, load_spec, preflight
 
+    started = time.time()
     try:
         spec = load_spec(spec_file)
+        planned = preflight(spec, spec_file.parent)
     except SpecError as error:
         fail(str(error), as_json)
-    started = time.time()
+    if not dry_run:  # a dry run lists missing codes; a run stops at the first
+        for label in (spec.labeler.code or 'sianode-label@localhost', spec.training.code, spec.exploration.code):
+            load_code_or_fail(label, as_json, SETUP_HINT)
+    try:
+        report = check_campaign(spec, spec_file, planned)
+    except (ValueError, TypeError) as error:
+        fail(f'{spec_file}: {error}', as_json)
+    if dry_run:
+        report['wall_time_s'] = round(time.time() - started, 1)
+        if as_json:
+            echo_json(report)
+        else:
+            _print_dry_run(report)
+        return
     try:
         builder = build_campaign(spec, spec_file, as_json)
     except (ValueError, TypeError) as error:
@@ -142,6 +294,25 @@ def cmd_run(spec_file, submit, output_dir, as_json):
         echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
     if not node.is_finished_ok:
         raise SystemExit(1)
+
+
+def _print_dry_run(report: dict) -> None:
+    """Print a dry run's report: the structures, the size of the campaign and what the profile lacks."""
+    echo_table(
+        report['structures'],
+        ['section', 'name', 'formula', 'natoms', 'density_g_cm3'],
+        ['section', 'structure', 'formula', 'atoms', 'g/cm3'],
+    )
+    echo_info(
+        f'dry run of `{report["name"]}`: {report["initial_labels"]} structures to label first '
+        f'({report["initial_label_atoms"]} atoms, {report["labeler"]["name"]} {report["labeler"]["protocol"]}), '
+        f'{report["md_runs_per_iteration"]} MD runs of {report["md_steps_per_run"]} steps per iteration, '
+        f'committee of {report["committee_size"]}, at most {report["max_iterations"]} iterations and '
+        f'{report["max_labels"]} new labels; label inputs built for {report["label_inputs_built"]} structures'
+    )
+    for item in report['missing']:
+        echo_info(f'not in this profile (needed to run it): {item}')
+    echo_info('every input was built and checked; nothing was stored or submitted')
 
 
 class _CampaignReportsOnly(logging.Filter):

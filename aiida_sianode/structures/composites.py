@@ -93,6 +93,8 @@ def core_shell(
     min_distance: float = 1.4,
     vacuum: float = 10.0,
     lattice_constant: float = SI_LATTICE_CONSTANT,
+    core_li_per_si: float = 0.0,
+    li_min_distance: float = 1.9,
     seed: int = 0,
 ) -> Atoms:
     """A Si@C core-shell nanoparticle: a diamond Si sphere inside a random a-C shell, with vacuum around it.
@@ -102,6 +104,10 @@ def core_shell(
     radius and is ``shell_thickness_nm`` thick (up to 10 nm), filled with C at ``carbon_density`` g/cm^3, no two C
     closer than ``min_distance`` Å. The cubic cell leaves ``vacuum`` Å between the shell and each face (the cell is
     periodic; the vacuum keeps images apart). ``atoms.info`` records the nominal radii in Å.
+
+    A lithiated core: ``core_li_per_si`` > 0 (up to 1) puts ``round(core_li_per_si * n_Si)`` Li into the core, each
+    at the centre of the largest empty sphere inside the core radius (a 0.25 Å grid, ties drawn from the seed), no
+    closer than ``li_min_distance`` Å to any atom; the core is not expanded (an early stage of lithiation).
     """
     rng = make_rng(seed)
     core_radius_nm = check_number('core_radius_nm', core_radius_nm, 0.3, 50.0)
@@ -111,6 +117,8 @@ def core_shell(
     min_distance = check_number('min_distance', min_distance, 0.5, 2.5)
     vacuum = check_number('vacuum', vacuum, 0.0, 200.0)
     lattice_constant = check_number('lattice_constant', lattice_constant, 4.5, 6.5)
+    core_li_per_si = check_number('core_li_per_si', core_li_per_si, 0.0, 1.0)
+    li_min_distance = check_number('li_min_distance', li_min_distance, 1.0, 3.0)
     if 0 < shell_thickness_nm * 10 < 2 * min_distance:
         raise StructureBuildError(
             f'shell_thickness_nm {shell_thickness_nm} is thinner than two carbon distance floors '
@@ -140,6 +148,11 @@ def core_shell(
         del core[np.flatnonzero(dangling)]
     if not len(core):
         raise StructureBuildError(f'core_radius_nm {core_radius_nm} is too small to hold a bonded Si core')
+    n_li = round(core_li_per_si * len(core))
+    if n_li:
+        core += Atoms(
+            'Li' * n_li, positions=_largest_voids_in_sphere(core, center, core_radius, n_li, li_min_distance, rng)
+        )
 
     shell_volume = 4 / 3 * np.pi * (outer**3 - inner**3)
     n_carbon = _carbon_atoms(shell_volume, carbon_density)
@@ -164,6 +177,34 @@ def core_shell(
     atoms.info['shell_inner_radius'] = float(inner)
     atoms.info['shell_outer_radius'] = float(outer)
     return atoms
+
+
+def _largest_voids_in_sphere(
+    atoms: Atoms, center: np.ndarray, radius: float, count: int, min_distance: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Return ``count`` positions within ``radius`` Å of ``center``, each the centre of the largest empty sphere
+    left among ``atoms`` and the positions already chosen (non-periodic: the core sits in vacuum)."""
+    from scipy.spatial import cKDTree
+
+    spacing = 0.25
+    axis = np.arange(-radius, radius + spacing, spacing)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing='ij'), axis=-1).reshape(-1, 3)
+    grid = grid + rng.random(3) * spacing
+    grid = grid[np.linalg.norm(grid, axis=1) <= radius] + center
+    distance, _ = cKDTree(atoms.positions).query(grid, k=1)
+    chosen = []
+    for inserted in range(count):
+        largest = distance.max()
+        if largest < min_distance:
+            raise StructureBuildError(
+                f'core-shell: after {inserted} of {count} Li in the core the largest empty site has a radius of '
+                f'{largest:.2f} Å, below the {min_distance} Å floor; lower core_li_per_si or li_min_distance'
+            )
+        ties = np.flatnonzero(distance >= largest - 0.05)
+        position = grid[ties[rng.integers(len(ties))]]
+        chosen.append(position)
+        distance = np.minimum(distance, np.linalg.norm(grid - position, axis=1))
+    return np.array(chosen)
 
 
 def _carbon_atoms(volume: float, density: float) -> int:

@@ -99,3 +99,19 @@ def test_interface_with_vacuum_and_its_refusals():
         si_ac_interface(carbon_density=1.0)
     with pytest.raises(StructureBuildError, match='si_size'):
         si_ac_interface(si_size=(2, 2, 2))
+
+
+def test_a_lithiated_core_holds_its_li_inside_the_core_radius():
+    atoms = core_shell(core_radius_nm=0.6, shell_thickness_nm=0.3, vacuum=4.0, core_li_per_si=0.3, seed=1)
+    symbols = np.array(atoms.get_chemical_symbols())
+    n_si = int((symbols == 'Si').sum())
+    assert (symbols == 'Li').sum() == round(0.3 * n_si) == 10
+    assert _radii(atoms, 'Li').max() <= 6.0
+    assert minimum_distance_between(atoms, symbols == 'Li', symbols == 'Si') >= 1.9
+    assert minimum_distance_between(atoms, symbols == 'Li', symbols == 'C') >= 2.0  # the interface gap
+    bare = core_shell(core_radius_nm=0.6, shell_thickness_nm=0.3, vacuum=4.0, seed=1)
+    assert (np.array(bare.get_chemical_symbols()) == 'Si').sum() == n_si
+    with pytest.raises(
+        StructureBuildError, match=r'after 0 of 2 Li in the core the largest empty site has a radius of 2\.68'
+    ):
+        core_shell(core_radius_nm=0.5, shell_thickness_nm=0.3, core_li_per_si=0.07, li_min_distance=2.9, seed=1)

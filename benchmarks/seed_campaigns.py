@@ -1,0 +1,157 @@
+"""Run the small GFN1-xTB campaigns of every seed system end to end and tabulate what each one did.
+
+One campaign per spec (default: every ``workflows/*_xtb.yaml`` of issue 16: SEI, a-C and Si/a-C, Si@C core-shell,
+Na / Li in hard carbon, Si + LixSi + a-C), each with ``aiida-sianode run SPEC --json`` in the profile of
+``$AIIDA_PATH`` (run ``aiida-sianode setup`` once), one after the other. For each campaign it records the wall
+time, the exit status and stop reason, the labels per iteration (added, failed), the final training set's frame
+count and elements, the frames per element (so the table shows that the training set grew with labels of the
+campaign's own chemistry) and the machine's load average before and after. Records are appended to
+``benchmarks/seed_campaigns.jsonl``; ``--from-log`` prints the Markdown table of the latest record of each spec.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/seed_campaigns.py [workflows/sei_xtb.yaml ...]
+    python benchmarks/seed_campaigns.py --from-log
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+LOG = REPO / 'benchmarks' / 'seed_campaigns.jsonl'
+SPECS = ('sei_xtb.yaml', 'ac_si_xtb.yaml', 'core_shell_xtb.yaml', 'hard_carbon_xtb.yaml', 'si_lixsi_ac_xtb.yaml')
+
+
+def training_set_summary(pk: int) -> dict:
+    """Frames, elements and frames containing each element of the final training set of campaign ``pk``."""
+    from aiida import load_profile, orm
+
+    load_profile()
+    node = orm.load_node(pk)
+    if 'training_set' not in node.outputs:
+        return {}
+    dataset = node.outputs.training_set
+    frames = dataset.get_frames()
+    per_element = collections.Counter(symbol for atoms in frames for symbol in set(atoms.get_chemical_symbols()))
+    config_types = collections.Counter(atoms.info.get('config_type', '') for atoms in frames)
+    return {
+        'training_set_pk': dataset.pk,
+        'n_frames': len(frames),
+        'elements': sorted(per_element),
+        'frames_per_element': dict(sorted(per_element.items())),
+        'config_types': dict(sorted(config_types.items())),
+        'atoms_per_frame': sorted({len(atoms) for atoms in frames}),
+    }
+
+
+def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
+    """Run one campaign and return its record."""
+    load_before = os.getloadavg()[0]
+    started = time.time()
+    command = [str(pathlib.Path(sys.executable).parent / 'aiida-sianode'), 'run', str(spec), '--json']
+    process = subprocess.run([*command, '--output-dir', str(output)], capture_output=True, text=True, check=False)
+    try:
+        summary = json.loads(process.stdout)
+    except json.JSONDecodeError:
+        summary = {'error': (process.stderr or process.stdout)[-2000:]}
+    return make_record(spec, summary, time.time() - started, process.returncode, load_before)
+
+
+def make_record(spec: pathlib.Path, summary: dict, wall: float, exit_code: int, load_before: float) -> dict:
+    """The record of one campaign from the JSON summary that ``aiida-sianode run --json`` printed."""
+    record = {
+        'spec': spec.name,
+        'date': time.strftime('%Y-%m-%d %H:%M', time.gmtime()),
+        'wall_time_s': round(wall, 1),
+        'exit_code': exit_code,
+        'load_before': round(load_before, 1),
+        'load_after': round(os.getloadavg()[0], 1),
+    }
+    if 'error' in summary:
+        record['error'] = summary['error']
+        return record
+    record.update(
+        {
+            'pk': summary.get('pk'),
+            'exit_status': summary.get('exit_status'),
+            'stop_reason': summary.get('stop_reason'),
+            'labels_computed': summary.get('labels_computed'),
+            'labels_failed': summary.get('labels_failed'),
+            'iterations': [
+                {key: row.get(key) for key in ('iteration', 'labels_added', 'labels_failed', 'training_set_frames')}
+                for row in summary.get('iterations', [])
+            ],
+            'final_accurate_fraction': summary.get('final_accurate_fraction'),
+        }
+    )
+    if summary.get('pk') is not None:
+        record['training_set'] = training_set_summary(summary['pk'])
+    return record
+
+
+def table(records: list[dict]) -> str:
+    """The Markdown table of the latest record of each spec."""
+    latest = {}
+    for record in records:
+        latest[record['spec']] = record
+    lines = [
+        '| spec | wall time (s) | load | exit | stop | labels (failed) | frames per iteration | training set: '
+        'frames with each element |',
+        '|---|---|---|---|---|---|---|---|',
+    ]
+    for spec, record in latest.items():
+        growth = ' → '.join(str(row['training_set_frames']) for row in record.get('iterations', []))
+        elements = ', '.join(
+            f'{element} {count}'
+            for element, count in record.get('training_set', {}).get('frames_per_element', {}).items()
+        )
+        lines.append(
+            f'| {spec} | {record["wall_time_s"]:.0f} | {record["load_before"]}-{record["load_after"]} | '
+            f'{record.get("exit_status", record["exit_code"])} | {record.get("stop_reason", "error")} | '
+            f'{record.get("labels_computed")} ({record.get("labels_failed")}) | {growth} | {elements} |'
+        )
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('specs', nargs='*', type=pathlib.Path, help='campaign specs (default: the five xTB seeds)')
+    parser.add_argument('--from-log', action='store_true', help='print the table of the records in the log')
+    parser.add_argument('--output', type=pathlib.Path, default=REPO / 'runs' / 'seed_campaigns')
+    parser.add_argument(
+        '--record',
+        nargs=2,
+        metavar=('SPEC', 'SUMMARY'),
+        help='record a campaign already run by hand: its spec and the JSON that `run --json` printed',
+    )
+    args = parser.parse_args(argv)
+    if args.record:
+        summary = json.loads(pathlib.Path(args.record[1]).read_text())
+        exit_code = 0 if summary.get('exit_status') == 0 else 1
+        record = make_record(
+            pathlib.Path(args.record[0]), summary, summary['wall_time_s'], exit_code, os.getloadavg()[0]
+        )
+        with LOG.open('a') as handle:
+            handle.write(json.dumps(record) + '\n')
+    elif not args.from_log:
+        specs = args.specs or [REPO / 'workflows' / name for name in SPECS]
+        for spec in specs:
+            record = run_spec(spec, args.output / spec.stem)
+            with LOG.open('a') as handle:
+                handle.write(json.dumps(record) + '\n')
+            print(json.dumps(record), flush=True)
+    records = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()] if LOG.exists() else []
+    print(table(records))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
