@@ -267,6 +267,15 @@ class CampaignSpec(_Strict):
     convergence: ConvergenceSpec
     dataset: DatasetSpec
     test_set: int | str | None = Field(None, description='PK or UUID of a DatasetData of held-out labels.')
+    test_structures: list[StructureSource] | None = Field(
+        None, description='Held-out structures, labelled once by the labeler before the first training: the test set.'
+    )
+
+    @model_validator(mode='after')
+    def _one_test_set(self):
+        if self.test_set is not None and self.test_structures:
+            raise ValueError('give `test_set` (a stored dataset) or `test_structures` (to label), not both')
+        return self
 
     @model_validator(mode='before')
     @classmethod
@@ -293,7 +302,7 @@ def load_spec(path: str | pathlib.Path) -> CampaignSpec:
     """Read and validate the campaign spec at ``path``; relative structure files are resolved against its folder."""
     path = pathlib.Path(path)
     spec = parse_spec(read_yaml(path, SpecError, 'campaign spec'), source=str(path))
-    for entry in [*spec.structures, *(spec.explore_structures or [])]:
+    for entry in [*spec.structures, *(spec.explore_structures or []), *(spec.test_structures or [])]:
         if entry.file is not None and not (path.parent / entry.file).is_file():
             raise SpecError(f'{path}: structure file `{entry.file}` not found next to the spec')
     return spec

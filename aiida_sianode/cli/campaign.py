@@ -62,6 +62,7 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
     if spec.exploration.steps:
         explore_overrides.setdefault('steps', [spec.exploration.steps])
     test_set = orm.load_node(spec.test_set) if spec.test_set is not None else None
+    test_structures = build_structures(spec.test_structures, spec_path.parent) if spec.test_structures else None
     builder = ActiveLearningWorkChain.get_builder_from_protocol(
         labeler_code,
         structures,
@@ -80,6 +81,7 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
         convergence=spec.convergence.model_dump(),
         dataset=spec.dataset.model_dump(),
         test_set=test_set,
+        test_structures=test_structures,
     )
     builder.metadata.label = spec.name
     builder.metadata.description = spec.description
