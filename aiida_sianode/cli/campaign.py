@@ -137,11 +137,15 @@ def cmd_run(spec_file, submit, output_dir, as_json):
     directory = output_dir or pathlib.Path('runs') / f'{spec.name}-{node.pk}'
     summary = write_campaign_report(node, directory)
     summary['wall_time_s'] = round(wall, 1)
+    from aiida_sianode.analysis.report import write_report
+
+    summary['html_report'] = str(write_report(node, directory / 'report'))
     if as_json:
         echo_json(summary)
     else:
         _print_summary(summary)
-        echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
+        echo_info(f'wall time {wall:.0f} s; table and learning curve in {directory}/')
+        echo_info(f'campaign report (as `aiida-sianode campaign report {node.pk}`): {summary["html_report"]}')
     if not node.is_finished_ok:
         raise SystemExit(1)
 
