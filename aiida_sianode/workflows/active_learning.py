@@ -504,6 +504,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.row['wall_time_train_s'] = wall_time([node])
         self.ctx.row['committee_metrics'] = summarise_metrics(metrics)
         self.ctx.row['test_force_rmse_mev_a'] = criteria.test_force_rmse(metrics)
+        test = (metrics.get('committee_prediction') or {}).get('test') or {}
+        self.ctx.row['test_energy_rmse_mev_atom'] = test.get('rmse_e_per_atom_mev')
         return None
 
     def explore(self):
