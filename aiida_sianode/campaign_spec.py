@@ -287,6 +287,15 @@ class CampaignSpec(_Strict):
     convergence: ConvergenceSpec
     dataset: DatasetSpec
     test_set: int | str | None = Field(None, description='PK or UUID of a DatasetData of held-out labels.')
+    test_structures: list[StructureSource] | None = Field(
+        None, description='Held-out structures, labelled once by the labeler before the first training: the test set.'
+    )
+
+    @model_validator(mode='after')
+    def _one_test_set(self):
+        if self.test_set is not None and self.test_structures:
+            raise ValueError('give `test_set` (a stored dataset) or `test_structures` (to label), not both')
+        return self
 
     @model_validator(mode='before')
     @classmethod
@@ -313,7 +322,7 @@ def load_spec(path: str | pathlib.Path) -> CampaignSpec:
     """Read and validate the campaign spec at ``path``; relative structure files are resolved against its folder."""
     path = pathlib.Path(path)
     spec = parse_spec(read_yaml(path, SpecError, 'campaign spec'), source=str(path))
-    for entry in [*spec.structures, *(spec.explore_structures or [])]:
+    for entry in [*spec.structures, *(spec.explore_structures or []), *(spec.test_structures or [])]:
         if entry.file is not None and not (path.parent / entry.file).is_file():
             raise SpecError(f'{path}: structure file `{entry.file}` not found next to the spec')
     return spec
@@ -382,7 +391,7 @@ class PlannedStructure:
     """One structure a spec will build, built in memory by :func:`preflight` (nothing stored)."""
 
     section: str
-    """``structures`` (labelled first) or ``explore_structures`` (MD starts)."""
+    """``structures`` (labelled first), ``explore_structures`` (MD starts) or ``test_structures`` (held out)."""
     name: str
     """The name :func:`build_structures` gives it."""
     source: str
@@ -445,8 +454,8 @@ def preflight(spec: CampaignSpec, base: str | pathlib.Path = '.') -> list[Planne
 
     Refused, all problems at once: a builder that fails (a packing density its distance floor cannot reach, a
     composition that does not fit its box), an override key the labeler's protocol does not have, and for every
-    structure, those labelled first and the MD starts whose frames get labelled later: an element the labeler cannot
-    do, a cell a plane-wave labeler cannot take, atoms closer than 0.5 Å.
+    structure, those labelled first, the held-out test structures and the MD starts whose frames get labelled
+    later: an element the labeler cannot do, a cell a plane-wave labeler cannot take, atoms closer than 0.5 Å.
 
     :param base: the folder that ``file`` entries are relative to (the spec's folder).
     :raises SpecError: naming every problem with the entry, builder and seed it comes from.
@@ -471,6 +480,8 @@ def preflight(spec: CampaignSpec, base: str | pathlib.Path = '.') -> list[Planne
     planned = _planned(spec.structures, 'structures', base, problems)
     if spec.explore_structures:
         planned += _planned(spec.explore_structures, 'explore_structures', base, problems)
+    if spec.test_structures:
+        planned += _planned(spec.test_structures, 'test_structures', base, problems)
     for structure in planned:
         try:
             validate_structure(

@@ -102,6 +102,16 @@ def parameter_sets(names, plain_temperature: float) -> dict[str, dict]:
         'old-campaign': {**protocol, 'scf_annealing': None, 'electronic_temperature_k': 1000.0},
         # What workflows/si_lixsi_xtb.yaml uses now: 1000 K with annealing.
         'quick-campaign': {**protocol, 'scf_annealing': annealing, 'electronic_temperature_k': 1000.0},
+        # Gentler mixing and more cycles at 1000 K with annealing (the level of theory of quick-campaign).
+        'quick-damped': {
+            **protocol,
+            'scf_annealing': annealing,
+            'electronic_temperature_k': 1000.0,
+            'mixer_damping': 0.2,
+            'max_iterations': 500,
+        },
+        # A 2000 K electronic temperature with annealing: another level of theory, named as such (0.17 eV smearing).
+        'hot-2000': {**protocol, 'scf_annealing': annealing, 'electronic_temperature_k': 2000.0},
     }
     unknown = set(names) - set(sets)
     if unknown:
@@ -146,6 +156,44 @@ def run(frames: int, temperatures, settings: dict[str, dict], systems=None, log=
     return records
 
 
+def run_frames(path, settings: dict[str, dict], systems=None, log=None) -> list[dict]:
+    """Label every frame of the extended XYZ file ``path`` (``info['system']``, ``info['temperature_k']``, as
+    ``xtb_md_frames.py`` writes them) with every parameter set; return one record per label."""
+    from ase.io import read
+
+    from aiida_sianode.engines.label import label
+
+    records = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for index, atoms in enumerate(read(path, index=':')):
+            system, temperature = atoms.info['system'], float(atoms.info['temperature_k'])
+            if systems and system not in systems:
+                continue
+            for name, values in settings.items():
+                result = label(atoms.copy(), 'xtb', values, workdir)
+                record = {
+                    'settings': name,
+                    'system': system,
+                    'temperature_k': temperature,
+                    'frame': index,
+                    'source': 'md',
+                    'formula': atoms.get_chemical_formula(),
+                    'status': result['status'],
+                    'error': result['error'],
+                    'wall_time_s': result['wall_time_s'],
+                }
+                records.append(record)
+                if log:
+                    with open(log, 'a') as handle:
+                        handle.write(json.dumps(record) + '\n')
+                print(
+                    f'{name:14s} {system:6s} {temperature:6.0f} K {record["formula"]:8s} '
+                    f'{result["status"]:18s} {result["wall_time_s"]:6.1f} s',
+                    flush=True,
+                )
+    return records
+
+
 def table(records: list[dict], settings: dict[str, dict], temperatures) -> str:
     """Return the Markdown tables of failure rates, one per parameter set."""
     lines = []
@@ -187,6 +235,7 @@ def main() -> None:
     parser.add_argument('--json', help='write every record to this file')
     parser.add_argument('--log', help='append each record to this JSON-lines file as it is made')
     parser.add_argument('--from-log', nargs='+', help='print the tables of records in these JSON-lines files')
+    parser.add_argument('--frames-file', help='label the MD frames of this file (xtb_md_frames.py) instead')
     arguments = parser.parse_args()
     settings = parameter_sets(arguments.settings, arguments.plain_temperature)
     if arguments.from_log:
@@ -195,7 +244,10 @@ def main() -> None:
         return
     load_before = os.getloadavg()
     start = time.perf_counter()
-    records = run(arguments.frames, arguments.temperatures, settings, arguments.systems, arguments.log)
+    if arguments.frames_file:
+        records = run_frames(arguments.frames_file, settings, arguments.systems, arguments.log)
+    else:
+        records = run(arguments.frames, arguments.temperatures, settings, arguments.systems, arguments.log)
     elapsed = time.perf_counter() - start
     print(table(records, settings, arguments.temperatures))
     print(

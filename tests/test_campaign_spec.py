@@ -24,6 +24,28 @@ def test_shipped_specs_are_valid(name):
     assert spec.labeler.name in name
 
 
+def test_the_main_job_converges_on_a_held_out_test_set():
+    """The README's main job labels 8 held-out frames (Si8 and Li4Si8 at 300 and 900 K) and stops on their force
+    RMSE, with trust levels from the calibration."""
+    from ase.io import read
+
+    spec = load_spec(WORKFLOWS / 'si_lixsi_gpaw.yaml')
+    assert spec.test_set is None
+    (source,) = spec.test_structures
+    frames = read(WORKFLOWS / source.file, index=':')
+    assert sorted(atoms.get_chemical_formula() for atoms in frames) == ['Li4Si8'] * 4 + ['Si8'] * 4
+    assert sorted({atoms.info['temperature_k'] for atoms in frames}) == spec.exploration.temperatures == [300, 900]
+    assert spec.convergence.test_force_rmse == 150
+    assert (spec.selection.trust, spec.selection.target_force_error) == ('auto', 0.15)
+
+
+def test_test_set_and_test_structures_are_exclusive():
+    with pytest.raises(SpecError, match='not both'):
+        parse_spec({**MINIMAL, 'test_set': 12, 'test_structures': MINIMAL['structures']})
+    spec = parse_spec({**MINIMAL, 'test_structures': MINIMAL['structures']})
+    assert spec.test_structures[0].builder == 'si-crystal'
+
+
 def test_defaults_fill_a_minimal_spec():
     spec = parse_spec(MINIMAL)
     assert spec.structures[0].seeds == [0]

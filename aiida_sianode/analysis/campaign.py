@@ -45,6 +45,13 @@ def _flatten(row: dict) -> dict:
     for source, target in (('test_rmse_e_per_atom_mev', 'test_rmse_e_mev'), ('test_rmse_f_mev_a', 'test_rmse_f_mev_a')):
         if source in metrics:
             flat[target] = metrics[source]
+    # The committee-mean prediction's RMSEs on the test set, as the campaign records them (its convergence criterion).
+    for source, target in (
+        ('test_energy_rmse_mev_atom', 'test_rmse_e_mev'),
+        ('test_force_rmse_mev_a', 'test_rmse_f_mev_a'),
+    ):
+        if row.get(source) is not None:
+            flat[target] = row[source]
     return flat
 
 

@@ -16,21 +16,31 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-#: Settings of these criteria and their defaults (``None`` switches a criterion off).
-CRITERIA_DEFAULTS = {'test_force_rmse': None, 'property': None, 'property_iterations': 2}
+#: Settings of these criteria (``None`` switches a criterion off); defaults in the campaign protocol's ``convergence``.
+CRITERIA_KEYS = ('test_force_rmse', 'property', 'property_iterations')
 PROPERTIES = ('density',)
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 
+def criteria_defaults(protocol: str | None = None) -> dict:
+    """Return the defaults of :data:`CRITERIA_KEYS` from ``protocols/active_learning.yaml`` (one source for all)."""
+    from aiida_sianode.campaign_spec import campaign_defaults
+
+    convergence = campaign_defaults(protocol)['convergence']
+    return {key: convergence[key] for key in CRITERIA_KEYS}
+
+
 def validate_criteria(settings: Mapping) -> str | None:
-    """Return a sentence naming the problem with the criteria's settings, or ``None``."""
+    """Return a sentence naming the problem with the criteria's settings (missing keys take the protocol's
+    defaults), or ``None``."""
+    settings = {**criteria_defaults(), **settings}
     target = settings.get('test_force_rmse')
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | float) or not target > 0):
         return f'test_force_rmse must be a positive number in meV/Å or null, got {target!r}'
     name = settings.get('property')
     if name is not None and name not in PROPERTIES:
         return f'unknown convergence property {name!r}; choose one of: {", ".join(PROPERTIES)}'
-    window = settings.get('property_iterations', 2)
+    window = settings['property_iterations']
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         return f'property_iterations must be a whole number >= 1, got {window!r}'
     return None
@@ -63,19 +73,21 @@ def convergence_reason(rows: Sequence[Mapping], settings: Mapping) -> str | None
     """Return ``test_rmse`` or ``property`` when that criterion is met by the iteration table ``rows``, else ``None``.
 
     Reads ``test_force_rmse_mev_a`` of the last row, and the ``property`` entries (``value``, ``spread``) of the rows.
+    Settings missing from ``settings`` take the campaign protocol's defaults.
     """
     if not rows:
         return None
-    target = settings.get('test_force_rmse')
+    settings = {**criteria_defaults(), **settings}
+    target = settings['test_force_rmse']
     measured = rows[-1].get('test_force_rmse_mev_a')
     if target is not None and measured is not None and measured < target:
         return 'test_rmse'
-    if settings.get('property') is not None:
+    if settings['property'] is not None:
         entries = [row.get('property') for row in rows if row.get('property')]
         if entries and property_moves_less_than_spread(
             [entry['value'] for entry in entries],
             [entry['spread'] for entry in entries],
-            settings.get('property_iterations', 2),
+            settings['property_iterations'],
         ):
             return 'property'
     return None

@@ -54,10 +54,13 @@ def build_campaign(spec, spec_path: pathlib.Path, as_json: bool = False):
         build_structures(spec.explore_structures, spec_path.parent) if spec.explore_structures else None
     )
     test_set = orm.load_node(spec.test_set) if spec.test_set is not None else None
-    return campaign_builder(spec, (labeler_code, train_code, explore_code), structures, explore_structures, test_set)
+    test_structures = build_structures(spec.test_structures, spec_path.parent) if spec.test_structures else None
+    return campaign_builder(
+        spec, (labeler_code, train_code, explore_code), structures, explore_structures, test_set, test_structures
+    )
 
 
-def campaign_builder(spec, codes, structures, explore_structures=None, test_set=None):
+def campaign_builder(spec, codes, structures, explore_structures=None, test_set=None, test_structures=None):
     """Return the ActiveLearningWorkChain builder of ``spec`` with the given ``(label, train, explore)`` codes and
     ``{name: StructureData}`` structures (stored or not: a dry run builds it from unstored ones)."""
     from aiida_sianode.workflows.active_learning import ActiveLearningWorkChain
@@ -88,6 +91,7 @@ def campaign_builder(spec, codes, structures, explore_structures=None, test_set=
         convergence=spec.convergence.model_dump(),
         dataset=spec.dataset.model_dump(),
         test_set=test_set,
+        test_structures=test_structures,
     )
     builder.metadata.label = spec.name
     builder.metadata.description = spec.description
@@ -163,14 +167,15 @@ def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
             codes.append(_stand_in_code(label))
             missing.append(f'code `{label}`')
     structures = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'structures'}
-    explore = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section != 'structures'}
+    explore = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'explore_structures'}
+    tests = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'test_structures'}
     test_set = None
     if spec.test_set is not None:
         try:
             test_set = orm.load_node(spec.test_set)
         except NotExistent:
             missing.append(f'test set `{spec.test_set}`')
-    builder = campaign_builder(spec, codes, structures, explore or None, test_set)
+    builder = campaign_builder(spec, codes, structures, explore or None, test_set, tests or None)
     error = ActiveLearningWorkChain.spec().inputs.validate(builder)
     if error is not None:
         raise ValueError(f'the campaign inputs are refused: {error}')
@@ -287,11 +292,15 @@ def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
     directory = output_dir or pathlib.Path('runs') / f'{spec.name}-{node.pk}'
     summary = write_campaign_report(node, directory)
     summary['wall_time_s'] = round(wall, 1)
+    from aiida_sianode.analysis.report import write_report
+
+    summary['html_report'] = str(write_report(node, directory / 'report'))
     if as_json:
         echo_json(summary)
     else:
         _print_summary(summary)
-        echo_info(f'wall time {wall:.0f} s; report and plots in {directory}/')
+        echo_info(f'wall time {wall:.0f} s; table and learning curve in {directory}/')
+        echo_info(f'campaign report (as `aiida-sianode campaign report {node.pk}`): {summary["html_report"]}')
     if not node.is_finished_ok:
         raise SystemExit(1)
 

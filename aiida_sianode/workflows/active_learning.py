@@ -101,6 +101,13 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             required=False,
             help='Held-out labels: committee RMSEs on it are reported per iteration.',
         )
+        spec.input_namespace(
+            'test_structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='Held-out structures, labelled once before the first training: the test set (instead of `test_set`).',
+        )
 
         spec.input_namespace('label', help='How new structures are labelled.')
         spec.input('label.labeler', valid_type=orm.Str, validator=_validate_labeler, help='gpaw, xtb, vasp or castep.')
@@ -139,11 +146,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
         spec.outline(
             cls.setup,
-            if_(cls.should_label_initial)(
+            if_(cls.should_label_first)(
                 cls.label_initial,
-                cls.inspect_labels,
-                cls.grow_training_set,
-                cls.close_iteration,
+                cls.inspect_test_labels,
+                if_(cls.should_label_initial)(
+                    cls.inspect_labels,
+                    cls.grow_training_set,
+                    cls.close_iteration,
+                ),
             ),
             while_(cls.should_iterate)(
                 cls.start_iteration,
@@ -166,6 +176,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         )
 
         spec.output('training_set', valid_type=DatasetData, help='The final training set.')
+        spec.output(
+            'test_set', valid_type=DatasetData, required=False, help='The test set labelled from `test_structures`.'
+        )
         spec.output_namespace(
             'committee', valid_type=PotentialData, dynamic=True, help='The committee trained on the final training set.'
         )
@@ -189,6 +202,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(402, 'ERROR_TRAINING_FAILED', message='The committee training failed: {message}')
         spec.exit_code(403, 'ERROR_EXPLORATION_FAILED', message='The exploration failed: {message}')
         spec.exit_code(404, 'ERROR_NO_LABELS', message='No label succeeded, there is nothing to train on.')
+        spec.exit_code(405, 'ERROR_NO_TEST_LABELS', message='No label of the `test_structures` succeeded.')
 
     @classmethod
     def validate_inputs(cls, value, _ctx):
@@ -197,6 +211,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             return 'give `structures` to label or a `training_set` to start from'
         if value.get('potentials') and 'training_set' not in value:
             return '`potentials` are only accepted together with the `training_set` they were trained on'
+        if value.get('test_structures') and 'test_set' in value:
+            return 'give `test_set` (stored labels) or `test_structures` (to label), not both'
         return None
 
     @classmethod
@@ -222,6 +238,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         training_set: DatasetData | None = None,
         potentials: dict | None = None,
         test_set: DatasetData | None = None,
+        test_structures=None,
     ):
         """Return a builder for a campaign.
 
@@ -237,6 +254,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         :param selection: selection settings (any key of :class:`aiida_sianode.campaign_spec.SelectionSettings`);
             ``lower`` and ``upper`` are also the trust levels the explorations classify frames with.
         :param training_set: start from this training set (and ``potentials``, its committee) instead of labeling.
+        :param test_set: held-out labels the committees are scored on every iteration.
+        :param test_structures: held-out structures (as ``structures``) labelled once before the first training and
+            stored as the test set; not together with ``test_set``.
         :raises ValueError: unknown labeler, protocol or override key, or impossible settings, before anything runs.
         """
         if labeler not in LABELER_ENTRY_POINTS:
@@ -252,13 +272,18 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             builder.training_set = training_set
         if potentials:
             builder.potentials = dict(potentials)
+        test_structures = _as_structure_dict(test_structures or None)
+        if test_structures and test_set is not None:
+            raise ValueError('give `test_set` (stored labels) or `test_structures` (to label), not both')
         if test_set is not None:
             builder.test_set = test_set
+        if test_structures:
+            builder.test_structures = test_structures
 
         labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[labeler])
         # Refuse an unknown protocol or override key now, not after the first training.
         labeler_class.get_protocol_inputs(protocol, label_overrides)
-        for structure in structures.values():
+        for structure in [*structures.values(), *test_structures.values()]:
             labeler_class.check_structure(structure, check_elements=False)
         builder.label.labeler = orm.Str(labeler)
         builder.label.code = labeler_code
@@ -311,6 +336,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.dataset_settings = validate_settings('dataset', given.get('dataset'))
         self.ctx.labeler_class = WorkflowFactory(LABELER_ENTRY_POINTS[self.inputs.label.labeler.value])
         self.ctx.training_set = self.inputs.get('training_set')
+        self.ctx.test_set = self.inputs.get('test_set')
         self.ctx.potentials = dict(self.inputs.potentials) if self.inputs.get('potentials') else None
         self.ctx.last_committee = self.ctx.potentials
         self.ctx.iteration = 0
@@ -324,14 +350,51 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.calibration = None
         self.ctx.trust_levels = (self.ctx.selection['lower'], self.ctx.selection['upper'])
 
+    def should_label_first(self):
+        """Label before the first iteration: the starting structures, the test structures, or both."""
+        return self.should_label_initial() or bool(self.inputs.get('test_structures'))
+
     def should_label_initial(self):
         """Label the given structures unless a training set was given."""
         return 'training_set' not in self.inputs
 
     def label_initial(self):
-        """Label every given structure."""
-        structures = list(self.inputs.structures.items())
-        return self._submit_labels(structures, config_type='initial')
+        """Label every given structure and every test structure, all at once."""
+        if self.should_label_initial():
+            self._submit_labels(list(self.inputs.structures.items()), config_type='initial')
+        if self.inputs.get('test_structures'):
+            self._submit_labels(list(self.inputs.test_structures.items()), config_type='test', context='test_labels')
+
+    def inspect_test_labels(self):
+        """Store the labels of the test structures as the test set; the failed ones are recorded and left out."""
+        from aiida_sianode.data.dataset import build_dataset
+
+        processes = self.ctx.get('test_labels', [])
+        if not processes:
+            return None
+        succeeded = [
+            process.outputs.label for process in processes if process.is_finished_ok and 'label' in process.outputs
+        ]
+        for process in processes:
+            if not (process.is_finished_ok and 'label' in process.outputs):
+                entry = {
+                    'iteration': 0,
+                    'test_set': True,
+                    'structure': process.inputs.structure.uuid,
+                    'process': process.pk,
+                    'exit_status': process.exit_status,
+                    'message': process.exit_message or (process.process_state.value if process.process_state else ''),
+                }
+                self.ctx.failed_labels.append(entry)
+                self.report(f'test label of structure {entry["structure"]} failed (process {entry["process"]})')
+        self.ctx.row['test_labels'] = len(succeeded)
+        self.ctx.row['test_labels_failed'] = len(processes) - len(succeeded)
+        if not succeeded:
+            self._store_partial()
+            return self.exit_codes.ERROR_NO_TEST_LABELS
+        self.ctx.test_set = build_dataset(succeeded, allow_mixed=False, valid_fraction=0.0)
+        self.report(f'test set {self.ctx.test_set.pk}: {len(succeeded)} held-out frames')
+        return None
 
     def inspect_labels(self):
         """Record the labels that failed and keep those that succeeded; stop when too many of the batch failed."""
@@ -420,8 +483,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         """Train the committee on the current training set."""
         inputs = AttributeDict(self.exposed_inputs(TrainCommitteeWorkChain, namespace='train'))
         inputs.dataset = self.ctx.training_set
-        if 'test_set' in self.inputs:
-            inputs.test_dataset = self.inputs.test_set
+        if self.ctx.test_set is not None:
+            inputs.test_dataset = self.ctx.test_set
         if 'warm_start_epochs' in inputs and self.ctx.get('last_committee'):
             inputs.init_models = self.ctx.last_committee  # warm start from the previous committee's weights
         inputs.metadata = {'call_link_label': f'train_iteration_{self.ctx.iteration:02d}'}
@@ -441,6 +504,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.row['wall_time_train_s'] = wall_time([node])
         self.ctx.row['committee_metrics'] = summarise_metrics(metrics)
         self.ctx.row['test_force_rmse_mev_a'] = criteria.test_force_rmse(metrics)
+        test = (metrics.get('committee_prediction') or {}).get('test') or {}
+        self.ctx.row['test_energy_rmse_mev_atom'] = test.get('rmse_e_per_atom_mev')
         return None
 
     def explore(self):
@@ -556,6 +621,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     def results(self):
         """Attach the final training set, committee, table and stop reason."""
         self.out('training_set', self.ctx.training_set)
+        if self.ctx.test_set is not None and 'test_set' not in self.inputs:
+            self.out('test_set', self.ctx.test_set)
         self.out('committee', self.ctx.potentials)
         self._store_partial()
         self.report(f'campaign finished after {self.ctx.iteration} iterations: {self.ctx.stop_reason}')
@@ -582,7 +649,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             reference = self.ctx.training_set.base.attributes.get('level_of_theory')
         return split_by_level_of_theory(labels, reference, iteration=self.ctx.iteration)
 
-    def _submit_labels(self, structures, config_type: str):
+    def _submit_labels(self, structures, config_type: str, context: str = 'labels'):
         label = self.inputs.label
         overrides = label.overrides.get_dict() if 'overrides' in label else None
         options = label.options.get_dict() if 'options' in label else None
@@ -592,5 +659,5 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             )
             builder.metadata.call_link_label = link_label(f'label_{config_type}_{self.ctx.iteration:02d}_{name}')
             node = self.submit(builder)
-            self.to_context(labels=append_(node))
+            self.to_context(**{context: append_(node)})
         return None

@@ -7,7 +7,8 @@ fits :func:`aiida_sianode.selection.calibration.fit_calibration`. Its output, an
 holds the pairs (``deviations``, ``errors``, eV/Å) and the fit (``isotonic_x``, ``isotonic_y`` arrays; ``scale`` and
 ``n_pairs`` attributes).
 
-The campaign's selection settings gain (see :data:`TRUST_DEFAULTS`):
+The campaign's selection settings gain (:data:`TRUST_KEYS`; their defaults are the campaign protocol's,
+``protocols/active_learning.yaml``, read by :func:`trust_defaults`):
 
 * ``trust``: ``fixed`` (the ``lower`` / ``upper`` levels as given) or ``auto`` (after the first calibration, the
   levels where the predicted true max force error reaches ``target_force_error`` and ``max_force_error``);
@@ -24,18 +25,27 @@ from aiida.engine import calcfunction
 
 from aiida_sianode.selection import calibration as kernel
 
-#: The trust-level settings of a campaign's ``selection`` and their defaults (forces in eV/Å).
-TRUST_DEFAULTS = {'trust': 'fixed', 'target_force_error': 0.1, 'max_force_error': 1.0, 'calibration_method': 'scale'}
+#: The trust-level settings of a campaign's ``selection`` (forces in eV/Å).
+TRUST_KEYS = ('trust', 'target_force_error', 'max_force_error', 'calibration_method')
 TRUST_MODES = ('fixed', 'auto')
 
 
+def trust_defaults(protocol: str | None = None) -> dict:
+    """Return the defaults of :data:`TRUST_KEYS`: the campaign protocol's ``selection`` (one source for all)."""
+    from aiida_sianode.campaign_spec import campaign_defaults
+
+    selection = campaign_defaults(protocol)['selection']
+    return {key: selection[key] for key in TRUST_KEYS}
+
+
 def split_trust_settings(selection: Mapping) -> tuple[dict, dict]:
-    """Return ``(trust settings, the other selection settings)`` of a campaign's ``selection``, checked.
+    """Return ``(trust settings, the other selection settings)`` of a campaign's ``selection``, checked; a trust
+    key ``selection`` lacks takes its default from the campaign protocol (:func:`trust_defaults`).
 
     :raises ValueError: an unknown mode or method, or errors not ordered ``0 < target < max``.
     """
     selection = dict(selection)
-    trust = {key: selection.pop(key, default) for key, default in TRUST_DEFAULTS.items()}
+    trust = {key: selection.pop(key, default) for key, default in trust_defaults().items()}
     if trust['trust'] not in TRUST_MODES:
         raise ValueError(f'unknown trust mode {trust["trust"]!r}; choose one of: {", ".join(TRUST_MODES)}')
     if trust['calibration_method'] not in kernel.METHODS:

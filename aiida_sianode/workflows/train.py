@@ -416,7 +416,7 @@ class TrainCommitteeWorkChain(ProtocolMixin, WorkChain):
         builder.member.train.metadata.options = member.train.metadata.options
         builder.member.max_iterations = member.max_iterations
         builder.member.clean_workdir = member.clean_workdir
-        warm_start_epochs = cls.get_protocol_inputs(protocol, None).get('warm_start_epochs')
+        warm_start_epochs = cls.get_protocol_inputs(protocol, overrides).get('warm_start_epochs')
         if warm_start_epochs:
             builder.warm_start_epochs = orm.Int(warm_start_epochs)
         return builder

@@ -51,3 +51,18 @@ def test_mass_density_of_diamond_silicon():
 )
 def test_bad_criteria_are_named(settings, message):
     assert message in criteria.validate_criteria(settings)
+
+
+def test_criteria_defaults_are_the_campaign_protocols(monkeypatch):
+    """Missing settings take protocols/active_learning.yaml's values: a window of 2 unless the file says otherwise."""
+    from aiida_sianode import campaign_spec
+    from aiida_sianode.protocols import load_protocol_file
+
+    assert criteria.criteria_defaults() == {'test_force_rmse': None, 'property': None, 'property_iterations': 2}
+    rows = [{'property': {'value': value, 'spread': 0.05}} for value in (2.0, 2.3, 2.31, 2.32)]
+    assert criteria.convergence_reason(rows, {'property': 'density'}) == 'property'
+    data = load_protocol_file('active_learning')
+    data['default_inputs']['convergence']['property_iterations'] = 3
+    monkeypatch.setattr(campaign_spec, '_protocol_data', lambda: data)
+    assert criteria.convergence_reason(rows, {'property': 'density'}) is None
+    assert criteria.validate_criteria({}) is None

@@ -53,3 +53,13 @@ def test_headless_browser_loads_every_image(tmp_path):
     images = report.images_in_browser(page, chromium_binary())
     assert images[0] == 'ok'
     assert images[1].startswith('broken:') and images[1].endswith('missing.png')
+
+
+def test_campaign_table_shows_the_committee_mean_test_rmse():
+    """The iteration table's RMSE columns are the committee-mean test-set RMSEs the campaign records per row."""
+    from aiida_sianode.analysis.campaign import _flatten
+
+    row = {'iteration': 4, 'committee_metrics': {}, 'test_force_rmse_mev_a': 132.0, 'test_energy_rmse_mev_atom': 21.5}
+    flat = _flatten(row)
+    assert (flat['test_rmse_f_mev_a'], flat['test_rmse_e_mev']) == (132.0, 21.5)
+    assert 'test_rmse_f_mev_a' not in _flatten({'iteration': 0, 'test_force_rmse_mev_a': None})

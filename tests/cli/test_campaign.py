@@ -53,6 +53,14 @@ def test_failed_campaign_exits_1(failing_spec, tmp_path, as_json):
         assert summary['exit_status'] == 401
     else:
         assert '401' in result.output
+    # the campaign report is written even for a failed campaign, and its path printed
+    page = tmp_path / 'report' / 'report' / 'index.html'
+    assert page.is_file()
+    assert 'failed' in page.read_text() or '401' in page.read_text()
+    if as_json:
+        assert summary['html_report'] == str(page)
+    else:
+        assert f'campaign report (as `aiida-sianode campaign report {node.pk}`): {page}' in result.output
 
 
 def test_missing_code_is_named(tmp_path, train_code, explore_code):

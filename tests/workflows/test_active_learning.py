@@ -36,6 +36,14 @@ def _initial_structures():
     return structures
 
 
+def _test_structures():
+    """Two held-out Si8 cells, hotter than the starting ones: the campaign labels them once as its test set."""
+    return {
+        f'si8_test_{seed}': orm.StructureData(ase=build('si-crystal', {'size': [1, 1, 1], 'rattle': 0.1}, seed=seed))
+        for seed in (21, 22)
+    }
+
+
 def _builder(label_code, train_code, explore_code, structures, **kwargs):
     explore = {'si8_md': orm.StructureData(ase=build('si-crystal', {'size': [1, 1, 1], 'rattle': 0.02}, seed=11))}
     return ActiveLearningWorkChain.get_builder_from_protocol(
@@ -64,6 +72,7 @@ def campaign(engine_codes):
         explore_code,
         _initial_structures(),
         convergence={'accurate_fraction': 1.0, 'max_iterations': 2, 'max_labels': 20, 'max_failed_label_fraction': 0.5},
+        test_structures=_test_structures(),
     )
     _, node = run_get_node(builder)
     return node, engine_codes
@@ -123,6 +132,27 @@ def test_iteration_table_is_consistent(campaign):
         assert row['committee_metrics']
 
 
+def test_test_structures_are_labelled_once_and_score_every_committee(campaign):
+    node, _ = campaign
+    test_set = node.outputs.test_set
+    assert test_set.base.attributes.get('n_frames') == 2
+    assert test_set.split_counts['valid'] == 0
+    test_labels = set(test_set.base.attributes.get('label_uuids'))
+    assert not test_labels & set(node.outputs.training_set.base.attributes.get('label_uuids'))  # never trained on
+    labelled = {label.creator.inputs.structure.uuid for label in _labels_of(test_set)}
+    assert labelled == {structure.uuid for structure in node.inputs.test_structures.values()}
+    rows = node.outputs.iterations.get_list()
+    assert (rows[0]['test_labels'], rows[0]['test_labels_failed']) == (2, 0)
+    assert rows[0]['labels_total'] == 4  # the test labels are not spent from the training-label budget
+    trainings = [called for called in node.called if called.process_label == 'TrainCommitteeWorkChain']
+    assert len(trainings) == 2
+    for training, row in zip(trainings, rows[1:]):
+        assert training.inputs.test_dataset.uuid == test_set.uuid
+        assert 0 < row['test_force_rmse_mev_a'] < 5000
+        metrics = training.outputs.metrics.get_dict()
+        assert row['test_force_rmse_mev_a'] == metrics['committee_prediction']['test']['rmse_f_mev_a']
+
+
 def test_provenance_returns_exactly_the_labels_of_the_final_set(campaign):
     from aiida_sianode.provenance import labels_behind_potential
 
@@ -171,6 +201,10 @@ def test_bad_campaign_inputs_are_refused_before_anything_runs(aiida_profile, lab
         )
     with pytest.raises(ValueError, match='accurate_fraction'):
         _builder(label_code, train_code, explore_code, structures, convergence={'accurate_fraction': 1.5})
+    with pytest.raises(ValueError, match=r'`test_set` .* or `test_structures` .*, not both'):
+        _builder(
+            label_code, train_code, explore_code, structures, test_set=object(), test_structures=_test_structures()
+        )
     with pytest.raises(ValueError, match='does not exist'):
         ActiveLearningWorkChain.get_builder_from_protocol(
             label_code,

@@ -89,4 +89,22 @@ def test_bad_trust_settings_are_refused(settings, message):
 def test_split_leaves_the_selection_settings():
     trust, rest = calibrate.split_trust_settings({'strategy': 'trust', 'lower': 0.1, 'trust': 'auto'})
     assert rest == {'strategy': 'trust', 'lower': 0.1}
-    assert trust == {**calibrate.TRUST_DEFAULTS, 'trust': 'auto'}
+    assert trust == {**calibrate.trust_defaults(), 'trust': 'auto'}
+
+
+def test_trust_defaults_are_the_campaign_protocols(monkeypatch):
+    """The defaults come from protocols/active_learning.yaml, nowhere else: changing the file changes them."""
+    from aiida_sianode import campaign_spec
+    from aiida_sianode.protocols import load_protocol_file
+
+    assert calibrate.trust_defaults() == {
+        'trust': 'fixed',
+        'target_force_error': 0.1,
+        'max_force_error': 1.0,
+        'calibration_method': 'scale',
+    }
+    data = load_protocol_file('active_learning')
+    data['default_inputs']['selection']['target_force_error'] = 0.2
+    monkeypatch.setattr(campaign_spec, '_protocol_data', lambda: data)
+    trust, _ = calibrate.split_trust_settings({'strategy': 'trust'})
+    assert trust['target_force_error'] == 0.2
