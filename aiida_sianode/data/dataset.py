@@ -287,6 +287,36 @@ def _assign_splits(
     return splits
 
 
+def _keep_every_element_in_train(splits: list[str], symbols: list[set[str]], train_elements: set[str]) -> list[str]:
+    """Move held-out frames to ``train`` until every element of the frames is in a training frame.
+
+    Training refuses a validation or test frame with an element absent from training (a small campaign whose only
+    LiPF6 frame was drawn for validation stopped there), so the first held-out frame (in frame order) that holds
+    a missing element goes to ``train``. If that empties the validation split, the first training frame whose
+    elements are all still covered by the other training frames takes its place.
+
+    :param splits: the drawn split of each new frame.
+    :param symbols: the element set of each new frame.
+    :param train_elements: the elements already in training frames of the parent dataset.
+    """
+    splits = list(splits)
+    had_valid = 'valid' in splits
+    covered = set(train_elements).union(*(symbols[i] for i, split in enumerate(splits) if split == 'train'))
+    for index, split in enumerate(splits):
+        if split != 'train' and not symbols[index] <= covered:
+            splits[index] = 'train'
+            covered |= symbols[index]
+    if had_valid and 'valid' not in splits:
+        for index, split in enumerate(splits):
+            others = set(train_elements).union(
+                *(symbols[j] for j, other in enumerate(splits) if other == 'train' and j != index)
+            )
+            if split == 'train' and symbols[index] <= others:
+                splits[index] = 'valid'
+                break
+    return splits
+
+
 def _validate_settings(allow_mixed, valid_fraction, test_fraction, seed) -> dict:
     for name, value in (('valid_fraction', valid_fraction), ('test_fraction', test_fraction)):
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0:
@@ -447,6 +477,15 @@ def build_dataset_calcfunction(settings: orm.Dict, parent: DatasetData | None = 
         options['valid_fraction'],
         options['test_fraction'],
         options['seed'],
+    )
+    parent_train_elements = {
+        symbol
+        for atoms in previous_frames
+        if atoms.info.get('split') == 'train' and str(atoms.info.get('config_type')) != ISOLATED_ATOM
+        for symbol in atoms.get_chemical_symbols()
+    }
+    splits = _keep_every_element_in_train(
+        splits, [set(frames[index].get_chemical_symbols()) for index in trainable], parent_train_elements
     )
     for atoms in frames:
         atoms.info['split'] = 'train'

@@ -281,3 +281,25 @@ def test_plus_u_and_dispersion_labels_are_not_mixed_with_plain_ones(
     with pytest.raises(MixedLevelOfTheoryError, match=difference):
         build_dataset([first, second])
     assert build_dataset([first, second], allow_mixed=True).base.attributes.get('mixed') is True
+
+
+def test_every_element_of_held_out_frames_is_in_training(aiida_profile):
+    """The only frame with Li must not be drawn for validation: training would refuse the set (exit 402)."""
+    from aiida_sianode.data.dataset import _keep_every_element_in_train
+
+    # unit: the Li frame drawn for `valid` goes to train, and a Si frame whose elements stay covered takes its place
+    splits = _keep_every_element_in_train(
+        ['valid', 'train', 'train', 'test'], [{'Li', 'Si'}, {'Si'}, {'Si'}, {'C'}], set()
+    )
+    assert splits == ['train', 'valid', 'train', 'train']
+    # an element already in the parent's training frames needs no move
+    assert _keep_every_element_in_train(['valid', 'train'], [{'Li'}, {'Si'}], {'Li'}) == ['valid', 'train']
+
+    labels = [make_label(i) for i in range(9)] + [make_label(50, symbols='LiSi')]
+    for seed in range(6):
+        dataset = build_dataset(labels, valid_fraction=0.3, test_fraction=0.2, seed=seed)
+        train_elements = {s for atoms in dataset.get_frames('train') for s in atoms.get_chemical_symbols()}
+        assert 'Li' in train_elements
+        counts = dataset.split_counts
+        assert counts['valid'] >= 1
+        assert sum(counts.values()) == 10
