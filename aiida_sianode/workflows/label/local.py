@@ -26,6 +26,8 @@ __all__ = ('GpawLabelWorkChain', 'LocalLabelWorkChain', 'XtbLabelWorkChain')
 GPAW_DEFAULT_MIXER_BETA = 0.05
 #: Smearing is doubled from this restart on (counting from 1), after the cheaper remedies were tried twice.
 SMEARING_RESTART = 3
+#: A calculation whose engine ended without ``results.json`` (SIGKILL, ``scancel``, walltime) is rerun this often.
+LOST_RUN_RETRIES = 1
 
 
 class LocalLabelWorkChain(CommonLabelWorkChain, BaseRestartWorkChain):
@@ -168,7 +170,23 @@ class LocalLabelWorkChain(CommonLabelWorkChain, BaseRestartWorkChain):
         ],
     )
     def handle_missing_outputs(self, node):
-        """Stop with 300: the calculation ended without a complete ``results.json``."""
+        """Run the same inputs once more when the engine ended without ``results.json`` (killed, its job cancelled
+        or out of walltime: nothing about the inputs is wrong), with twice the walltime when one was set; stop with
+        300 when that happens again, or when ``results.json`` is there but unreadable or incomplete."""
+        lost = self.ctx.get('lost_runs', 0)
+        if node.exit_status == LocalLabelCalculation.exit_codes.ERROR_NO_RESULTS.status and lost < LOST_RUN_RETRIES:
+            self.ctx.lost_runs = lost + 1
+            options = self.ctx.inputs.metadata.setdefault('options', {})
+            walltime = options.get('max_wallclock_seconds')
+            more_time = ''
+            if walltime:
+                options['max_wallclock_seconds'] = 2 * int(walltime)
+                more_time = f', walltime {options["max_wallclock_seconds"]} s'
+            self.report(
+                f'{node.process_label}<{node.pk}> ended without results (engine killed, job cancelled or out of '
+                f'walltime?): rerunning the same inputs ({self.ctx.lost_runs} of {LOST_RUN_RETRIES}{more_time})'
+            )
+            return ProcessHandlerReport(True)
         self.report(f'{node.process_label}<{node.pk}> left no usable results: {node.exit_message}')
         return ProcessHandlerReport(True, self.exit_codes.ERROR_MISSING_OUTPUTS)
 

@@ -276,3 +276,39 @@ def test_xtb_periodic_label_with_stress(aiida_profile, label_code):
     np.testing.assert_allclose(label.stress, atoms.get_stress(voigt=False), atol=1e-7)
     assert label.level_of_theory['code'] == 'xtb'
     assert label.level_of_theory['smearing']['type'] == 'fermi-dirac'
+
+
+def test_engine_killed_once_is_rerun_with_more_walltime(aiida_profile, aiida_localhost, tmp_path):
+    """An engine that dies without results.json (SIGKILL, scancel, walltime) is rerun once with the same inputs and
+    twice the walltime; the lost run stays in the provenance with exit 300. A second loss stops the chain with 300."""
+    import stat
+    import sys
+
+    marker = tmp_path / 'killed-once'
+    wrapper = tmp_path / 'dies-first.sh'
+    wrapper.write_text(
+        f'#!/bin/bash\nif [ ! -e {marker} ]; then touch {marker}; kill -9 $$; fi\nexec {sys.executable} "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    code = orm.InstalledCode(
+        label='label-dies-first',
+        computer=aiida_localhost,
+        filepath_executable=str(wrapper),
+        default_calc_job_plugin='sianode.label',
+    ).store()
+    structure = orm.StructureData(ase=si2_rattled())
+    builder = XtbLabelWorkChain.get_builder_from_protocol(code, structure, options={'max_wallclock_seconds': 600})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    calcs = sorted(node.called, key=lambda calc: calc.ctime)
+    assert [calc.exit_status for calc in calcs] == [300, 0]
+    assert [calc.get_option('max_wallclock_seconds') for calc in calcs] == [600, 1200]
+    assert calcs[0].inputs.parameters.get_dict() == calcs[1].inputs.parameters.get_dict()
+    assert results['label'].energy == pytest.approx(calcs[1].outputs.label.energy)
+    assert any('rerunning the same inputs (1 of 1' in line.message for line in orm.Log.collection.get_logs_for(node))
+
+    # killed every time: one rerun, then 300
+    wrapper.write_text('#!/bin/bash\nkill -9 $$\n')
+    _, node = run_get_node(XtbLabelWorkChain.get_builder_from_protocol(code, structure))
+    assert node.exit_status == 300
+    assert [calc.exit_status for calc in node.called] == [300, 300]
