@@ -38,6 +38,15 @@ LABELER_ENTRY_POINTS = {name: f'sianode.label.{name}' for name in LABELERS}
 SECTIONS = ('selection', 'convergence', 'dataset')
 
 
+def starts_within_elements(starts: dict[str, set[str]], trained: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split MD starts ``{name: elements}`` into those the committee can drive (every element in ``trained``) and
+    ``{name: [missing elements]}`` for the rest: the initial labels of an element can all fail (xTB on a metallic
+    LixSi cell), and one such start used to stop the whole campaign with 403."""
+    keep = [name for name, elements in starts.items() if elements <= trained]
+    skipped = {name: sorted(elements - trained) for name, elements in starts.items() if not elements <= trained}
+    return keep, skipped
+
+
 def _settings_validator(section: str):
     """Return the port validator of one settings section: the campaign protocol's defaults updated with the
     given keys must pass the section's pydantic model (:data:`aiida_sianode.campaign_spec.SETTINGS_MODELS`)."""
@@ -509,9 +518,26 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def explore(self):
-        """Run the exploration grid with the current committee."""
+        """Run the exploration grid with the current committee, from the starts whose elements it was trained on."""
         inputs = AttributeDict(self.exposed_inputs(ExploreWorkChain, namespace='explore'))
-        inputs.structures = dict(self.inputs.explore_structures)
+        trained = set.intersection(*(set(potential.elements or []) for potential in self.ctx.potentials.values()))
+        starts, skipped = starts_within_elements(
+            {name: set(structure.get_symbols_set()) for name, structure in self.inputs.explore_structures.items()},
+            trained,
+        )
+        if skipped:
+            self.ctx.row['skipped_starts'] = skipped
+            self.report(
+                f'iteration {self.ctx.iteration}: skipping MD starts with elements the committee was not trained on '
+                f'({"-".join(sorted(trained))}): '
+                + ', '.join(f'{name} ({"-".join(missing)})' for name, missing in skipped.items())
+            )
+        if not starts:
+            self._store_partial()
+            return self.exit_codes.ERROR_EXPLORATION_FAILED.format(
+                message=f'every MD start holds an element the committee was not trained on: {skipped}'
+            )
+        inputs.structures = {name: self.inputs.explore_structures[name] for name in starts}
         inputs.potentials = self.ctx.potentials
         self.ctx.trust_levels = trust_calibration.trust_levels(
             self.ctx.trust, self.ctx.calibration, (inputs.lower_trust.value, inputs.upper_trust.value)
