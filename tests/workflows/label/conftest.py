@@ -47,3 +47,12 @@ def otfg_families(aiida_profile):
     upload_otfg_family(['C19'], 'C19', 'CASTEP C19 library', stop_if_existing=False)
     upload_otfg_family(['Si 3|1.8|5|6|7|30:31:32'], 'Si-only', 'one Si string', stop_if_existing=False)
     return 'C19', 'Si-only'
+
+
+@pytest.fixture(autouse=True)
+def reports_stored_in_the_database(aiida_profile):
+    """Restore AiiDA's database log handler: a CLI test earlier in the same interpreter reconfigures logging for the
+    terminal and drops it, and these tests read the work chains' reports back from the database."""
+    from aiida.common.log import configure_logging
+
+    configure_logging(with_orm=True)
