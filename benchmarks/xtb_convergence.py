@@ -121,7 +121,6 @@ def parameter_sets(names, plain_temperature: float) -> dict[str, dict]:
 
 def run(frames: int, temperatures, settings: dict[str, dict], systems=None, log=None) -> list[dict]:
     """Label every frame with every parameter set; return one record per label (also appended to ``log``)."""
-    from aiida_sianode.engines.label import label
 
     records = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -133,35 +132,39 @@ def run(frames: int, temperatures, settings: dict[str, dict], systems=None, log=
                     kind, parameters = cells[index % len(cells)]
                     atoms = heated_frame(kind, parameters, temperature, seed=index)
                     for name, values in settings.items():
-                        result = label(atoms, 'xtb', values, workdir)
-                        record = {
-                            'settings': name,
-                            'system': system,
-                            'temperature_k': temperature,
-                            'frame': index,
-                            'formula': atoms.get_chemical_formula(),
-                            'status': result['status'],
-                            'error': result['error'],
-                            'wall_time_s': result['wall_time_s'],
-                        }
-                        records.append(record)
-                        if log:
-                            with open(log, 'a') as handle:
-                                handle.write(json.dumps(record) + '\n')
-                        print(
-                            f'{name:8s} {system:6s} {temperature:6.0f} K {atoms.get_chemical_formula():8s} '
-                            f'{result["status"]:18s} {result["wall_time_s"]:6.1f} s',
-                            flush=True,
-                        )
+                        record = {'settings': name, 'system': system, 'temperature_k': temperature, 'frame': index}
+                        records.append(_label_and_record(atoms, values, workdir, record, log))
     return records
+
+
+def _label_and_record(atoms, values: dict, workdir, record: dict, log=None) -> dict:
+    """Label ``atoms`` with xTB settings ``values``; complete ``record`` with the outcome, append it to ``log`` (one
+    JSON line) and print one line."""
+    from aiida_sianode.engines.label import label
+
+    result = label(atoms, 'xtb', values, workdir)
+    record = {
+        **record,
+        'formula': atoms.get_chemical_formula(),
+        'status': result['status'],
+        'error': result['error'],
+        'wall_time_s': result['wall_time_s'],
+    }
+    if log:
+        with open(log, 'a') as handle:
+            handle.write(json.dumps(record) + '\n')
+    print(
+        f'{record["settings"]:14s} {record["system"]:6s} {record["temperature_k"]:6.0f} K {record["formula"]:8s} '
+        f'{result["status"]:18s} {result["wall_time_s"]:6.1f} s',
+        flush=True,
+    )
+    return record
 
 
 def run_frames(path, settings: dict[str, dict], systems=None, log=None) -> list[dict]:
     """Label every frame of the extended XYZ file ``path`` (``info['system']``, ``info['temperature_k']``, as
     ``xtb_md_frames.py`` writes them) with every parameter set; return one record per label."""
     from ase.io import read
-
-    from aiida_sianode.engines.label import label
 
     records = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -170,27 +173,8 @@ def run_frames(path, settings: dict[str, dict], systems=None, log=None) -> list[
             if systems and system not in systems:
                 continue
             for name, values in settings.items():
-                result = label(atoms.copy(), 'xtb', values, workdir)
-                record = {
-                    'settings': name,
-                    'system': system,
-                    'temperature_k': temperature,
-                    'frame': index,
-                    'source': 'md',
-                    'formula': atoms.get_chemical_formula(),
-                    'status': result['status'],
-                    'error': result['error'],
-                    'wall_time_s': result['wall_time_s'],
-                }
-                records.append(record)
-                if log:
-                    with open(log, 'a') as handle:
-                        handle.write(json.dumps(record) + '\n')
-                print(
-                    f'{name:14s} {system:6s} {temperature:6.0f} K {record["formula"]:8s} '
-                    f'{result["status"]:18s} {result["wall_time_s"]:6.1f} s',
-                    flush=True,
-                )
+                record = {'settings': name, 'system': system, 'temperature_k': temperature, 'frame': index}
+                records.append(_label_and_record(atoms.copy(), values, workdir, {**record, 'source': 'md'}, log))
     return records
 
 
