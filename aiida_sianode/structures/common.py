@@ -290,6 +290,35 @@ def uniform_in_spherical_shell(
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def fill_largest_voids(
+    grid: np.ndarray,
+    distance: np.ndarray,
+    count: int,
+    min_distance: float,
+    rng: np.random.Generator,
+    update,
+    too_full,
+    tie_tolerance: float = 0.05,
+) -> list[np.ndarray]:
+    """Choose ``count`` grid points one at a time, each the centre of the largest empty sphere left.
+
+    ``distance`` holds each grid point's distance to its nearest atom; after each choice ``update(position,
+    largest)`` must lower it for the new atom (in place). Points within ``tie_tolerance`` Å of the largest distance
+    tie, and one is drawn with ``rng``. Raises :class:`StructureBuildError` with ``too_full(inserted, largest)``
+    when the largest empty sphere gets smaller than ``min_distance``.
+    """
+    chosen = []
+    for inserted in range(count):
+        largest = distance.max()
+        if largest < min_distance:
+            raise StructureBuildError(too_full(inserted, largest))
+        ties = np.flatnonzero(distance >= largest - tie_tolerance) if np.isfinite(largest) else np.arange(len(grid))
+        position = grid[int(ties[rng.integers(len(ties))])]
+        chosen.append(position)
+        update(position, largest)
+    return chosen
+
+
 def insert_at_largest_voids(
     atoms: Atoms,
     symbol: str,
@@ -335,19 +364,8 @@ def insert_at_largest_voids(
     else:
         distance = np.full(len(grid), np.inf)
     grid_tree = cKDTree(grid)
-    new_positions = []
-    for inserted in range(count):
-        largest = distance.max()
-        if largest < min_distance:
-            raise StructureBuildError(
-                f'{what}: after {inserted} of {count} {symbol} atoms the largest empty site has a radius of '
-                f'{largest:.2f} Å, below the {min_distance} Å distance floor; the cell is too full (lower the '
-                f'amount of {symbol}, enlarge the cell or lower min_distance)'
-            )
-        ties = np.flatnonzero(distance >= largest - tie_tolerance) if np.isfinite(largest) else np.arange(len(grid))
-        chosen = int(ties[rng.integers(len(ties))])
-        position = grid[chosen]
-        new_positions.append(position)
+
+    def update(position, largest):
         # Only grid points closer to the new atom than their current nearest atom change; none is farther than
         # the current largest distance (or, in an empty cell, the cell's longest diagonal).
         radius = min(largest, float(np.linalg.norm(cell.sum(axis=0))) + 1.0)
@@ -356,6 +374,21 @@ def insert_at_largest_voids(
             if nearby:
                 nearby = np.asarray(nearby)
                 distance[nearby] = np.minimum(distance[nearby], np.linalg.norm(grid[nearby] - image, axis=1))
+
+    new_positions = fill_largest_voids(
+        grid,
+        distance,
+        count,
+        min_distance,
+        rng,
+        update,
+        lambda inserted, largest: (
+            f'{what}: after {inserted} of {count} {symbol} atoms the largest empty site has a radius of '
+            f'{largest:.2f} Å, below the {min_distance} Å distance floor; the cell is too full (lower the '
+            f'amount of {symbol}, enlarge the cell or lower min_distance)'
+        ),
+        tie_tolerance,
+    )
     result += Atoms([symbol] * count, positions=np.array(new_positions))
     result.wrap()
     return result

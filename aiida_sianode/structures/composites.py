@@ -19,6 +19,7 @@ from aiida_sianode.structures.common import (
     check_packable,
     check_size,
     coordination_numbers,
+    fill_largest_voids,
     make_rng,
     random_sequential_packing,
     uniform_in_box,
@@ -192,18 +193,22 @@ def _largest_voids_in_sphere(
     grid = grid + rng.random(3) * spacing
     grid = grid[np.linalg.norm(grid, axis=1) <= radius] + center
     distance, _ = cKDTree(atoms.positions).query(grid, k=1)
-    chosen = []
-    for inserted in range(count):
-        largest = distance.max()
-        if largest < min_distance:
-            raise StructureBuildError(
-                f'core-shell: after {inserted} of {count} Li in the core the largest empty site has a radius of '
-                f'{largest:.2f} Å, below the {min_distance} Å floor; lower core_li_per_si or li_min_distance'
-            )
-        ties = np.flatnonzero(distance >= largest - 0.05)
-        position = grid[ties[rng.integers(len(ties))]]
-        chosen.append(position)
-        distance = np.minimum(distance, np.linalg.norm(grid - position, axis=1))
+
+    def update(position, _largest):
+        np.minimum(distance, np.linalg.norm(grid - position, axis=1), out=distance)
+
+    chosen = fill_largest_voids(
+        grid,
+        distance,
+        count,
+        min_distance,
+        rng,
+        update,
+        lambda inserted, largest: (
+            f'core-shell: after {inserted} of {count} Li in the core the largest empty site has a radius of '
+            f'{largest:.2f} Å, below the {min_distance} Å floor; lower core_li_per_si or li_min_distance'
+        ),
+    )
     return np.array(chosen)
 
 
