@@ -5,13 +5,15 @@ worker running as an orphan; ``verdi daemon start`` then starts a second daemon 
 was held by the dead daemon stays ``Created`` for good, its campaign waiting on it. The repair is
 
 1. stop the daemon (``verdi daemon stop``), then end every daemon process of this profile that is still alive (the
-   orphans: workers and the ZeroMQ broker service of the killed supervisor), SIGTERM first, SIGKILL after a grace time;
+   orphans: workers, the ZeroMQ broker service and circus's statistics process of the killed supervisor), SIGTERM
+   first, SIGKILL after a grace time;
 2. ``verdi process repair --force``: every active process without a task in the broker gets one again ("revived"),
    tasks of terminated processes are dropped;
 3. ``verdi daemon start`` with as many workers as before (at least one).
 
-Processes of this profile are recognised by their command line (``verdi -p PROFILE daemon ...``) *and* their
-``AIIDA_PATH``, so the daemons of another configuration folder with a profile of the same name are left alone.
+Processes of this profile are recognised by their command line (``verdi -p PROFILE daemon ...``, or for circus's
+statistics process the supervisor's log file ``DAEMON/log/circus-PROFILE.log``) *and* their ``AIIDA_PATH``, so
+the daemons of another configuration folder with a profile of the same name are left alone.
 """
 
 from __future__ import annotations
@@ -63,10 +65,16 @@ def daemon_processes(profile_name: str, config_dir: str) -> list[dict]:
 
     found = []
     config_dir = os.path.realpath(config_dir)
+    # circus's statistics process names no profile: it is known by the supervisor's log file it writes to
+    stats_log = os.path.join(config_dir, 'daemon', 'log', f'circus-{profile_name}.log')
     for process in psutil.process_iter(['pid', 'cmdline']):
         cmdline = process.info['cmdline'] or []
         joined = ' '.join(cmdline)
-        if not re.search(rf'(^|\s)-p\s+{re.escape(profile_name)}\s+daemon\s', joined + ' '):
+        if _is_circus_stats(cmdline, stats_log):
+            role = 'circus-stats'
+        elif re.search(rf'(^|\s)-p\s+{re.escape(profile_name)}\s+daemon\s', joined + ' '):
+            role = cmdline[cmdline.index('daemon') + 1] if 'daemon' in cmdline[:-1] else 'daemon'
+        else:
             continue
         try:
             aiida_path = process.environ().get('AIIDA_PATH')
@@ -74,9 +82,16 @@ def daemon_processes(profile_name: str, config_dir: str) -> list[dict]:
             continue
         if aiida_path is None or not _same_config(aiida_path, config_dir):
             continue
-        role = cmdline[cmdline.index('daemon') + 1] if 'daemon' in cmdline[:-1] else 'daemon'
         found.append({'pid': process.pid, 'role': role, 'ppid': process.ppid()})
     return found
+
+
+def _is_circus_stats(cmdline: list[str], stats_log: str) -> bool:
+    """``python -c 'from circus import stats; stats.main()' ... --log-output LOG`` with this profile's log file."""
+    if not any('circus import stats' in part for part in cmdline) or '--log-output' not in cmdline[:-1]:
+        return False
+    log = cmdline[cmdline.index('--log-output') + 1]
+    return os.path.realpath(log) == os.path.realpath(stats_log)
 
 
 def _same_config(aiida_path: str, config_dir: str) -> bool:

@@ -86,14 +86,21 @@ def test_orphan_search_finds_only_this_configurations_daemon_processes(tmp_path)
         subprocess.Popen([*sleeper, '-p', 'prod', 'daemon', 'worker'], env={**os.environ, 'AIIDA_PATH': str(other)}),
         subprocess.Popen([*sleeper, '-p', 'prod2', 'daemon', 'worker'], env={**os.environ, 'AIIDA_PATH': str(mine)}),
     ]
+    # circus's statistics process, as the supervisor starts it: known only by the log file it writes to
+    stats = [sys.executable, '-c', 'import time; time.sleep(120)  # from circus import stats; stats.main()']
+    for folder, profile in ((mine, 'prod'), (mine, 'prod2'), (other, 'prod')):
+        log = folder / '.aiida' / 'daemon' / 'log' / f'circus-{profile}.log'
+        started.append(
+            subprocess.Popen([*stats, '--log-output', str(log)], env={**os.environ, 'AIIDA_PATH': str(folder)})
+        )
     try:
         found = daemon_processes('prod', str(mine / '.aiida'))
         assert sorted((item['pid'], item['role']) for item in found) == sorted(
-            [(started[0].pid, 'worker'), (started[1].pid, 'broker')]
+            [(started[0].pid, 'worker'), (started[1].pid, 'broker'), (started[4].pid, 'circus-stats')]
         )
         end_processes([item['pid'] for item in found], grace=5)
-        assert started[0].poll() is not None and started[1].poll() is not None  # ended (and reaped) within the grace
-        assert started[2].poll() is None and started[3].poll() is None
+        assert all(started[index].poll() is not None for index in (0, 1, 4))  # ended (and reaped) within the grace
+        assert all(started[index].poll() is None for index in (2, 3, 5, 6))
         assert daemon_processes('prod', str(mine / '.aiida')) == []
     finally:
         for process in started:
