@@ -128,7 +128,12 @@ class ExploreCalculation(CalcJob):
         spec.exit_code(
             202, 'ERROR_INVALID_INPUT', message='The engine refused the input: {message}', invalidates_cache=True
         )
-        spec.exit_code(300, 'ERROR_NO_FRAMES', message='The engine wrote no frames ({message}); see explore.log.')
+        spec.exit_code(
+            300,
+            'ERROR_NO_FRAMES',
+            message='The engine wrote no frames ({message}); see explore.log.',
+            invalidates_cache=True,
+        )
         spec.exit_code(
             301, 'ERROR_UNREADABLE_RESULTS', message='results.json could not be read: {message}', invalidates_cache=True
         )

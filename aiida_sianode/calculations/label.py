@@ -64,9 +64,26 @@ class LocalLabelCalculation(CalcJob):
         spec.exit_code(
             202, 'ERROR_INVALID_INPUT', message='The engine refused the input: {message}', invalidates_cache=True
         )
-        spec.exit_code(300, 'ERROR_NO_RESULTS', message='The engine wrote no results.json; see the engine log.')
-        spec.exit_code(301, 'ERROR_UNREADABLE_RESULTS', message='results.json could not be read: {message}')
-        spec.exit_code(302, 'ERROR_INCOMPLETE_RESULTS', message='results.json reports success but lacks {message}.')
+        # A run that left no (readable, complete) results was killed, cancelled or out of walltime: it must never be
+        # a cache source, or the rerun of the same inputs is a copy of the lost run instead of a new job.
+        spec.exit_code(
+            300,
+            'ERROR_NO_RESULTS',
+            message='The engine wrote no results.json; see the engine log.',
+            invalidates_cache=True,
+        )
+        spec.exit_code(
+            301,
+            'ERROR_UNREADABLE_RESULTS',
+            message='results.json could not be read: {message}',
+            invalidates_cache=True,
+        )
+        spec.exit_code(
+            302,
+            'ERROR_INCOMPLETE_RESULTS',
+            message='results.json reports success but lacks {message}.',
+            invalidates_cache=True,
+        )
         spec.exit_code(
             410, 'ERROR_SCF_NOT_CONVERGED', message='The SCF did not converge: {message}', invalidates_cache=True
         )

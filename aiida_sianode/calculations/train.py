@@ -114,7 +114,10 @@ class TrainCalculation(CalcJob):
         spec.default_output_node = 'metrics'
 
         spec.exit_code(
-            300, 'ERROR_MISSING_METRICS', message='the engine wrote no metrics.json: it crashed or was killed.'
+            300,
+            'ERROR_MISSING_METRICS',
+            message='the engine wrote no metrics.json: it crashed or was killed.',
+            invalidates_cache=True,
         )
         spec.exit_code(301, 'ERROR_UNREADABLE_METRICS', message='metrics.json could not be read: {error}')
         spec.exit_code(302, 'ERROR_MISSING_MODEL', message='training reported success but no model file came back.')

@@ -5,6 +5,7 @@ import pytest
 from aiida import orm
 from aiida.common import LinkType
 from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
 from ase import Atoms
 from ase.build import bulk, molecule
 
@@ -298,7 +299,9 @@ def test_engine_killed_once_is_rerun_with_more_walltime(aiida_profile, aiida_loc
     ).store()
     structure = orm.StructureData(ase=si2_rattled())
     builder = XtbLabelWorkChain.get_builder_from_protocol(code, structure, options={'max_wallclock_seconds': 600})
-    results, node = run_get_node(builder)
+    # with label caching on, as `aiida-sianode setup` leaves every profile: the lost run must not be the rerun's cache
+    with enable_caching(identifier='aiida.calculations:sianode.label'):
+        results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     calcs = sorted(node.called, key=lambda calc: calc.ctime)
     assert [calc.exit_status for calc in calcs] == [300, 0]
@@ -309,6 +312,6 @@ def test_engine_killed_once_is_rerun_with_more_walltime(aiida_profile, aiida_loc
 
     # killed every time: one rerun, then 300
     wrapper.write_text('#!/bin/bash\nkill -9 $$\n')
-    _, node = run_get_node(XtbLabelWorkChain.get_builder_from_protocol(code, structure))
+    _, node = run_get_node(XtbLabelWorkChain.get_builder_from_protocol(code, structure))  # no cache: same inputs
     assert node.exit_status == 300
     assert [calc.exit_status for calc in node.called] == [300, 300]
