@@ -16,22 +16,19 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # GPAW is built from source: its compiler (g++) is named in a siteconfig file, never taken from the machine.
 export GPAW_CONFIG := $(CURDIR)/requirements/gpaw-siteconfig.py
-# pip applies PIP_CONSTRAINT inside its isolated build environments too: the build tools of every package built
-# from source are pinned there (see the file), so a new setuptools, numpy or pybind11 cannot change a build.
-BUILD_CONSTRAINTS := $(CURDIR)/requirements/build-constraints.txt
+# install-engines.sh sets it again, and PIP_CONSTRAINT (requirements/build-constraints.txt): the build tools of every
+# package built from source are pinned inside pip's isolated build environments too.
 
 .PHONY: install check profile demo test lint docs clean cluster-setup cluster-test
 
 install: $(VENV)/.installed
 
-# torch goes first and pinned: a plain `torch` from a dependency would pull a multi-GB CUDA build.
+# torch goes first and pinned (a plain `torch` from a dependency would pull a multi-GB CUDA build), then the rest
+# under requirements/constraints.txt, then the self-check.
+# requirements/install-engines.sh is also what `aiida-sianode computer install-engines` runs on a remote machine.
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt requirements/build-constraints.txt \
-		requirements/gpaw-siteconfig.py
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
-	PIP_CONSTRAINT=$(BUILD_CONSTRAINTS) $(BIN)/python -m pip install --quiet -c requirements/constraints.txt \
-		-e '.[tests,docs,dev]'
-	$(BIN)/python -m aiida_sianode.selfcheck
+		requirements/gpaw-siteconfig.py requirements/install-engines.sh
+	PYTHON=$(PYTHON) bash requirements/install-engines.sh $(VENV) -e '.[tests,docs,dev]'
 	touch $@
 
 # versions of the engine stack, and a GPAW and an xTB single point of Si2 (about 10 s)

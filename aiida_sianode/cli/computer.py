@@ -70,3 +70,64 @@ def cmd_computer_add(cluster_file, check_only, as_json):
             f'{"  " + options if options else ""}'
         )
     echo_info(f'check the connection with: verdi computer test {summary["computer"]}')
+
+
+@cmd_computer.command('install-engines')
+@click.argument('cluster_file', type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option(
+    '--remote-python',
+    default='python3',
+    show_default=True,
+    help='The remote interpreter (Python 3.11) that creates the virtual environment when it does not exist.',
+)
+@click.option('--dry-run', is_flag=True, help='Print the remote commands; build, copy and run nothing.')
+@click.option('--timeout', type=float, default=3600.0, show_default=True, help='Seconds allowed per remote command.')
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_computer_install_engines(cluster_file, remote_python, dry_run, timeout, as_json):
+    """Install aiida-sianode's engines on the computer of CLUSTER_FILE, into its `engines.python` environment.
+
+    A wheel of this checkout and the lock files (requirements/) are copied through the computer's own transport;
+    requirements/install-engines.sh, the script `make install` runs, installs them there and ends with the
+    self-check (GPAW and xTB single points). Run `computer add CLUSTER_FILE` first.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from aiida_sianode.deploy.cluster import ClusterFileError, load_cluster_file
+    from aiida_sianode.deploy.remote_install import RemoteInstallError, checkout_root, install_engines, plan
+
+    try:
+        spec = load_cluster_file(cluster_file)
+    except ClusterFileError as error:
+        fail(str(error), as_json)
+    if spec.engines is None:
+        fail(f'{cluster_file} has no `engines` section: name the remote environment as `engines.python`', as_json)
+    try:
+        computer = orm.load_computer(spec.computer.label)
+    except NotExistent:
+        fail(
+            f'computer `{spec.computer.label}` does not exist: run `aiida-sianode computer add {cluster_file}`', as_json
+        )
+    try:
+        if dry_run:
+            checkout_root()
+            steps = plan(computer.label, spec.engines.python, 'aiida_sianode-VERSION-py3-none-any.whl', remote_python)
+        else:
+            steps = install_engines(
+                computer,
+                spec.engines.python,
+                remote_python=remote_python,
+                timeout=timeout,
+                echo=None if as_json else echo_info,
+            )
+    except RemoteInstallError as error:
+        fail(str(error), as_json)
+    if as_json:
+        echo_json({**steps.as_dict(), 'installed': not dry_run})
+        return
+    if dry_run:
+        for command in steps.commands:
+            echo_info(f'would run on {computer.label}: {command}')
+        return
+    echo_info(f'engines installed on {computer.label} in {steps.venv}')

@@ -203,3 +203,48 @@ def test_default_options_reach_the_campaign_calculations(aiida_profile, tmp_path
     assert train_options['custom_scheduler_commands'] == '#SBATCH --gres=gpu:1'
     assert builder.explore.md.metadata.options['custom_scheduler_commands'] == '#SBATCH --gres=gpu:1'
     assert set(applied) == {'label', 'train', 'explore'}
+
+
+def test_install_engines_dry_run_names_the_remote_commands(aiida_profile, tmp_path):
+    """`computer install-engines --dry-run`: the remote environment of `engines.python`, the shared install script
+    with this wheel, then the import check of the four engines; nothing is built or copied."""
+    data = example('cluster-slurm.yaml')
+    data['computer']['label'] = 'hpc-install-test'
+    path = write(tmp_path, data)
+
+    refused = invoke('computer', 'install-engines', str(path), '--dry-run', '--json')
+    assert refused.exit_code == 1
+    assert 'computer `hpc-install-test` does not exist: run `aiida-sianode computer add' in refused.stdout
+
+    assert invoke('computer', 'add', str(path), '--json').exit_code == 0
+    result = invoke('computer', 'install-engines', str(path), '--dry-run', '--json', '--remote-python', 'python3.11')
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)
+    assert steps['installed'] is False
+    assert steps['venv'] == '/home/alice/sianode/.venv'
+    assert steps['staging'] == '/home/alice/sianode/.venv.install'
+    install, check = steps['commands']
+    assert install == (
+        'PYTHON=python3.11 bash /home/alice/sianode/.venv.install/install-engines.sh /home/alice/sianode/.venv '
+        '/home/alice/sianode/.venv.install/aiida_sianode-VERSION-py3-none-any.whl'
+    )
+    assert check.startswith('/home/alice/sianode/.venv/bin/python -c ')
+    for engine in ('label', 'train', 'explore', 'property'):
+        assert f"'{engine}'" in check
+
+    # an engines.python that is not VENV/bin/python cannot be installed into
+    data['engines']['python'] = '/usr/local/python3'
+    result = invoke('computer', 'install-engines', str(write(tmp_path, data, 'bad.yaml')), '--dry-run', '--json')
+    assert result.exit_code == 1
+    assert 'engines.python must be the python of a virtual environment' in result.stdout
+
+
+def test_install_script_refuses_a_call_without_targets(tmp_path):
+    """The script `make install` and `install-engines` share stops before creating anything when given no target."""
+    import subprocess
+
+    script = EXAMPLES.parents[1] / 'requirements' / 'install-engines.sh'
+    result = subprocess.run(['bash', str(script), str(tmp_path / 'venv')], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert 'usage:' in result.stderr
+    assert not (tmp_path / 'venv').exists()
