@@ -20,6 +20,7 @@ from aiida_sianode.structures.common import (
     check_size,
     coordination_numbers,
     fill_largest_voids,
+    insert_at_largest_voids,
     make_rng,
     random_sequential_packing,
     uniform_in_box,
@@ -38,6 +39,9 @@ def si_ac_interface(
     min_distance: float = 1.4,
     vacuum: float = 0.0,
     lattice_constant: float = SI_LATTICE_CONSTANT,
+    n_li: int = 0,
+    li_interface_width: float = 4.0,
+    li_min_distance: float = 1.9,
     seed: int = 0,
 ) -> Atoms:
     """A c-Si(001) slab with random a-C on top, the interface set by ``interface_gap``.
@@ -48,6 +52,13 @@ def si_ac_interface(
     is periodic along z as a Si | a-C | Si sandwich (two interfaces, each ``interface_gap`` wide); with
     ``vacuum`` > 0 the carbon has a free surface and ``vacuum`` Å of empty space separates it from the next
     slab. ``atoms.info`` records the carbon region (``carbon_z_range``).
+
+    Li at the interface: ``n_li`` > 0 puts that many Li atoms, one at a time, at the centre of the largest empty
+    sphere left (the shared largest-void insertion of the periodic builders: a 0.25 Å grid, ties drawn from the
+    seed), no closer than ``li_min_distance`` Å to any atom, among the grid points within an interface slab: a
+    layer ``li_interface_width`` Å thick centred on the middle of each Si/C gap (both gaps of the periodic
+    sandwich; the one under the carbon with ``vacuum`` > 0). ``atoms.info['li_interface_z']`` lists the slabs'
+    (low, high) z bounds in Å; the Li of a periodic sandwich may sit across the cell's z boundary.
     """
     rng = make_rng(seed)
     nx, ny = check_size('si_size', si_size, length=2)
@@ -58,6 +69,9 @@ def si_ac_interface(
     min_distance = check_number('min_distance', min_distance, 0.5, 2.5)
     vacuum = check_number('vacuum', vacuum, 0.0, 200.0)
     lattice_constant = check_number('lattice_constant', lattice_constant, 4.5, 6.5)
+    n_li = check_int('n_li', n_li, 0, 1000)
+    li_interface_width = check_number('li_interface_width', li_interface_width, 1.0, 10.0)
+    li_min_distance = check_number('li_min_distance', li_min_distance, 1.0, 3.0)
 
     slab = diamond_silicon((nx, ny, si_layers), lattice_constant)
     slab.positions[:, 2] -= slab.positions[:, 2].min()
@@ -83,6 +97,19 @@ def si_ac_interface(
     atoms.set_cell([lx, ly, lz])
     atoms.pbc = True
     atoms.info['carbon_z_range'] = [float(z_low), float(z_high)]
+    if n_li:
+        planes = [top + interface_gap / 2] + ([z_high + interface_gap / 2] if vacuum == 0 else [])
+        half = li_interface_width / 2
+
+        def in_interface(points):
+            dz = points[:, 2, None] - np.array(planes)[None, :]
+            dz -= lz * np.round(dz / lz)
+            return (np.abs(dz) <= half).any(axis=1)
+
+        atoms = insert_at_largest_voids(
+            atoms, 'Li', n_li, li_min_distance, rng, what='si-ac-interface Li', region=in_interface
+        )
+        atoms.info['li_interface_z'] = [[float(z - half), float(z + half)] for z in planes]
     return atoms
 
 
