@@ -1,12 +1,13 @@
 """Run the small GFN1-xTB campaigns of every seed system end to end and tabulate what each one did.
 
-One campaign per spec (default: every ``workflows/*_xtb.yaml`` of issue 16: SEI, a-C and Si/a-C, Si@C core-shell,
-Na / Li in hard carbon, Si + LixSi + a-C), each with ``aiida-sianode run SPEC --json`` in the profile of
-``$AIIDA_PATH`` (run ``aiida-sianode setup`` once), one after the other. For each campaign it records the wall
-time, the exit status and stop reason, the labels per iteration (added, failed), the final training set's frame
-count and elements, the frames per element (so the table shows that the training set grew with labels of the
-campaign's own chemistry) and the machine's load average before and after. Records are appended to
-``benchmarks/seed_campaigns.jsonl``; ``--from-log`` prints the Markdown table of the latest record of each spec.
+One campaign per spec (default: every ``workflows/*_xtb.yaml`` of issue 16: SEI, a-C and Si/a-C, Si@C core-shell, Na
+/ Li in hard carbon, Si + LixSi + a-C), each with ``aiida-sianode run SPEC --json`` in the profile of
+``$AIIDA_PATH`` (run ``aiida-sianode setup`` once), one after the other. For each campaign it records the wall time
+and CPU time (the campaign process and its children), the exit status and stop reason, the labels per iteration
+(added, failed), the final training set's frame count and elements, the frames per element (so the table shows that
+the training set grew with labels of the campaign's own chemistry) and the machine's load average before and after.
+Records are appended to ``benchmarks/seed_campaigns.jsonl``; ``--from-log`` prints the Markdown table of the latest
+record of each spec.
 
 Usage::
 
@@ -21,6 +22,7 @@ import collections
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import time
@@ -56,21 +58,29 @@ def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
     """Run one campaign and return its record."""
     load_before = os.getloadavg()[0]
     started = time.time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [str(pathlib.Path(sys.executable).parent / 'aiida-sianode'), 'run', str(spec), '--json']
     process = subprocess.run([*command, '--output-dir', str(output)], capture_output=True, text=True, check=False)
     try:
         summary = json.loads(process.stdout)
     except json.JSONDecodeError:
         summary = {'error': (process.stderr or process.stdout)[-2000:]}
-    return make_record(spec, summary, time.time() - started, process.returncode, load_before)
+    wall = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return make_record(spec, summary, wall, process.returncode, load_before, cpu)
 
 
-def make_record(spec: pathlib.Path, summary: dict, wall: float, exit_code: int, load_before: float) -> dict:
-    """The record of one campaign from the JSON summary that ``aiida-sianode run --json`` printed."""
+def make_record(
+    spec: pathlib.Path, summary: dict, wall: float, exit_code: int, load_before: float, cpu: float | None = None
+) -> dict:
+    """The record of one campaign from the JSON summary that ``aiida-sianode run --json`` printed; ``cpu`` is the
+    CPU time (user + system, s) of the campaign's process and its children."""
     record = {
         'spec': spec.name,
         'date': time.strftime('%Y-%m-%d %H:%M', time.gmtime()),
         'wall_time_s': round(wall, 1),
+        'cpu_time_s': None if cpu is None else round(cpu, 1),
         'exit_code': exit_code,
         'load_before': round(load_before, 1),
         'load_after': round(os.getloadavg()[0], 1),
@@ -103,9 +113,9 @@ def table(records: list[dict]) -> str:
     for record in records:
         latest[record['spec']] = record
     lines = [
-        '| spec | wall time (s) | load | exit | stop | labels (failed) | frames per iteration | training set: '
-        'frames with each element |',
-        '|---|---|---|---|---|---|---|---|',
+        '| spec | wall time (s) | CPU time (s) | load | exit | stop | labels (failed) | frames per iteration | '
+        'training set: frames with each element |',
+        '|---|---|---|---|---|---|---|---|---|',
     ]
     for spec, record in latest.items():
         growth = ' → '.join(str(row['training_set_frames']) for row in record.get('iterations', []))
@@ -113,8 +123,10 @@ def table(records: list[dict]) -> str:
             f'{element} {count}'
             for element, count in record.get('training_set', {}).get('frames_per_element', {}).items()
         )
+        cpu = record.get('cpu_time_s')
         lines.append(
-            f'| {spec} | {record["wall_time_s"]:.0f} | {record["load_before"]}-{record["load_after"]} | '
+            f'| {spec} | {record["wall_time_s"]:.0f} | {"" if cpu is None else f"{cpu:.0f}"} | '
+            f'{record["load_before"]}-{record["load_after"]} | '
             f'{record.get("exit_status", record["exit_code"])} | {record.get("stop_reason", "error")} | '
             f'{record.get("labels_computed")} ({record.get("labels_failed")}) | {growth} | {elements} |'
         )

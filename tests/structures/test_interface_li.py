@@ -1,10 +1,11 @@
-"""Li at the Si(001)/a-C interface: placed by the shared largest-void insertion, only inside the interface slabs."""
+"""Li at the Si(001)/a-C interface (the shared largest-void insertion, only inside the interface slabs) and the
+isolated core-shell particle."""
 
 import numpy as np
 import pytest
 
 from aiida_sianode.structures.common import StructureBuildError, minimum_distance_between
-from aiida_sianode.structures.composites import si_ac_interface
+from aiida_sianode.structures.composites import core_shell, si_ac_interface
 
 
 def _li_offsets(atoms):
@@ -52,3 +53,16 @@ def test_with_vacuum_only_the_buried_interface_gets_li_and_a_full_slab_is_refuse
         si_ac_interface(si_size=(1, 1), si_layers=2, carbon_thickness=4.0, n_li=30, seed=1)
     with pytest.raises(StructureBuildError, match='li_interface_width'):
         si_ac_interface(n_li=1, li_interface_width=0.5)
+
+
+def test_an_isolated_core_shell_particle_is_the_periodic_one_without_pbc():
+    periodic = core_shell(core_radius_nm=0.5, shell_thickness_nm=0.28, interface_gap=1.5, carbon_density=1.5, seed=1)
+    isolated = core_shell(
+        core_radius_nm=0.5, shell_thickness_nm=0.28, interface_gap=1.5, carbon_density=1.5, periodic=False, seed=1
+    )
+    # The small particle of workflows/core_shell_xtb.yaml: 29 Si and 167 C.
+    assert isolated.get_chemical_formula() == periodic.get_chemical_formula() == 'C167Si29'
+    assert np.array_equal(isolated.positions, periodic.positions)
+    assert not isolated.pbc.any() and periodic.pbc.all()
+    with pytest.raises(StructureBuildError, match='periodic must be true or false'):
+        core_shell(periodic='no')
