@@ -25,6 +25,7 @@ import pathlib
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -54,13 +55,53 @@ def training_set_summary(pk: int) -> dict:
     }
 
 
+class JobCpuWatcher(threading.Thread):
+    """Sums the CPU time of the campaign's calculation jobs: processes ``python -m aiida_sianode.engines.*`` of this
+    interpreter (the label, explore and train jobs that AiiDA's local transport starts detached, so that they are no
+    children of the campaign process) and their children, polled every ``interval`` s; each process counts with the
+    last CPU time seen (up to ``interval`` s of a job's end is missed)."""
+
+    def __init__(self, interval: float = 1.0):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.seen: dict[tuple[int, float], float] = {}
+        self.done = threading.Event()
+
+    def poll(self) -> None:
+        import psutil
+
+        for process in psutil.process_iter(['cmdline', 'create_time']):
+            cmdline = process.info['cmdline'] or []
+            if not (cmdline and cmdline[0] == sys.executable and any('aiida_sianode.engines' in a for a in cmdline)):
+                continue
+            try:
+                family = [process, *process.children(recursive=True)]
+                for member in family:
+                    times = member.cpu_times()
+                    self.seen[(member.pid, member.create_time())] = (
+                        times.user + times.system + times.children_user + times.children_system
+                    )
+            except psutil.Error:
+                continue
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.poll()
+
+    def total(self) -> float:
+        return sum(self.seen.values())
+
+
 def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
     """Run one campaign and return its record."""
     load_before = os.getloadavg()[0]
     started = time.time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    watcher = JobCpuWatcher()
+    watcher.start()
     command = [str(pathlib.Path(sys.executable).parent / 'aiida-sianode'), 'run', str(spec), '--json']
     process = subprocess.run([*command, '--output-dir', str(output)], capture_output=True, text=True, check=False)
+    watcher.done.set()
     try:
         summary = json.loads(process.stdout)
     except json.JSONDecodeError:
@@ -68,7 +109,23 @@ def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
     wall = time.time() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    return make_record(spec, summary, wall, process.returncode, load_before, cpu)
+    record = make_record(spec, summary, wall, process.returncode, load_before, cpu)
+    record['job_cpu_time_s'] = round(watcher.total(), 1)
+    return record
+
+
+def watch(pid: int, spec: str) -> dict:
+    """For a campaign benchmark already running as process ``pid`` (started without the job watcher): sum its jobs'
+    CPU time until it ends, then return a copy of the record it wrote for ``spec`` with ``job_cpu_time_s`` added."""
+    import psutil
+
+    watcher = JobCpuWatcher()
+    watcher.start()
+    psutil.Process(pid).wait()
+    watcher.done.set()
+    records = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    record = next(record for record in reversed(records) if record['spec'] == spec)
+    return {**record, 'job_cpu_time_s': round(watcher.total(), 1), 'job_cpu_watched_from': time.strftime('%H:%M')}
 
 
 def make_record(
@@ -113,8 +170,8 @@ def table(records: list[dict]) -> str:
     for record in records:
         latest[record['spec']] = record
     lines = [
-        '| spec | wall time (s) | CPU time (s) | load | exit | stop | labels (failed) | frames per iteration | '
-        'training set: frames with each element |',
+        '| spec | wall time (s) | CPU time (s): run, jobs | load | exit | stop | labels (failed) | '
+        'frames per iteration | training set: frames with each element |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for spec, record in latest.items():
@@ -123,9 +180,11 @@ def table(records: list[dict]) -> str:
             f'{element} {count}'
             for element, count in record.get('training_set', {}).get('frames_per_element', {}).items()
         )
-        cpu = record.get('cpu_time_s')
+        cpu = ', '.join(
+            '' if record.get(key) is None else f'{record[key]:.0f}' for key in ('cpu_time_s', 'job_cpu_time_s')
+        )
         lines.append(
-            f'| {spec} | {record["wall_time_s"]:.0f} | {"" if cpu is None else f"{cpu:.0f}"} | '
+            f'| {spec} | {record["wall_time_s"]:.0f} | {cpu if cpu != ", " else ""} | '
             f'{record["load_before"]}-{record["load_after"]} | '
             f'{record.get("exit_status", record["exit_code"])} | {record.get("stop_reason", "error")} | '
             f'{record.get("labels_computed")} ({record.get("labels_failed")}) | {growth} | {elements} |'
@@ -144,8 +203,18 @@ def main(argv=None) -> int:
         metavar=('SPEC', 'SUMMARY'),
         help='record a campaign already run by hand: its spec and the JSON that `run --json` printed',
     )
+    parser.add_argument(
+        '--watch',
+        nargs=2,
+        metavar=('PID', 'SPEC'),
+        help="sum the jobs' CPU time of the benchmark process PID running SPEC (a spec file name) until it ends",
+    )
     args = parser.parse_args(argv)
-    if args.record:
+    if args.watch:
+        record = watch(int(args.watch[0]), args.watch[1])
+        with LOG.open('a') as handle:
+            handle.write(json.dumps(record) + '\n')
+    elif args.record:
         summary = json.loads(pathlib.Path(args.record[1]).read_text())
         exit_code = 0 if summary.get('exit_status') == 0 else 1
         record = make_record(
