@@ -59,12 +59,13 @@ class JobCpuWatcher(threading.Thread):
     """Sums the CPU time of the campaign's calculation jobs: processes ``python -m aiida_sianode.engines.*`` of this
     interpreter (the label, explore and train jobs that AiiDA's local transport starts detached, so that they are no
     children of the campaign process) and their children, polled every ``interval`` s; each process counts with the
-    last CPU time seen (up to ``interval`` s of a job's end is missed)."""
+    last CPU time seen (up to ``interval`` s of a job's end is missed). Each job is kept with its working directory,
+    so that :meth:`total` counts only the jobs of one campaign when two run at the same time."""
 
     def __init__(self, interval: float = 1.0):
         super().__init__(daemon=True)
         self.interval = interval
-        self.seen: dict[tuple[int, float], float] = {}
+        self.seen: dict[tuple[int, float], tuple[float, str]] = {}
         self.done = threading.Event()
 
     def poll(self) -> None:
@@ -75,11 +76,13 @@ class JobCpuWatcher(threading.Thread):
             if not (cmdline and cmdline[0] == sys.executable and any('aiida_sianode.engines' in a for a in cmdline)):
                 continue
             try:
+                workdir = process.cwd()
                 family = [process, *process.children(recursive=True)]
                 for member in family:
                     times = member.cpu_times()
                     self.seen[(member.pid, member.create_time())] = (
-                        times.user + times.system + times.children_user + times.children_system
+                        times.user + times.system + times.children_user + times.children_system,
+                        workdir,
                     )
             except psutil.Error:
                 continue
@@ -88,8 +91,25 @@ class JobCpuWatcher(threading.Thread):
         while not self.done.wait(self.interval):
             self.poll()
 
-    def total(self) -> float:
-        return sum(self.seen.values())
+    def total(self, campaign_pk: int | None) -> float | None:
+        """CPU time (s) of the jobs whose working directory is that of a calculation called by campaign
+        ``campaign_pk`` (at any depth)."""
+        if campaign_pk is None:
+            return None
+        from aiida import load_profile, orm
+
+        load_profile()
+        workdirs = {workdir for _, workdir in self.seen.values()}
+        filters = {'attributes.remote_workdir': {'in': list(workdirs)}}
+        query = orm.QueryBuilder().append(orm.CalcJobNode, filters=filters)
+        ours = set()
+        for (node,) in query.iterall():
+            caller = node.caller
+            while caller is not None and caller.pk != campaign_pk:
+                caller = caller.caller
+            if caller is not None:
+                ours.add(node.get_remote_workdir())
+        return sum(cpu for cpu, workdir in self.seen.values() if workdir in ours)
 
 
 def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
@@ -110,7 +130,8 @@ def run_spec(spec: pathlib.Path, output: pathlib.Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     record = make_record(spec, summary, wall, process.returncode, load_before, cpu)
-    record['job_cpu_time_s'] = round(watcher.total(), 1)
+    job_cpu = watcher.total(record.get('pk'))
+    record['job_cpu_time_s'] = None if job_cpu is None else round(job_cpu, 1)
     return record
 
 
@@ -119,13 +140,15 @@ def watch(pid: int, spec: str) -> dict:
     CPU time until it ends, then return a copy of the record it wrote for ``spec`` with ``job_cpu_time_s`` added."""
     import psutil
 
+    since = time.strftime('%H:%M', time.gmtime())
     watcher = JobCpuWatcher()
     watcher.start()
     psutil.Process(pid).wait()
     watcher.done.set()
     records = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
     record = next(record for record in reversed(records) if record['spec'] == spec)
-    return {**record, 'job_cpu_time_s': round(watcher.total(), 1), 'job_cpu_watched_from': time.strftime('%H:%M')}
+    job_cpu = watcher.total(record.get('pk'))
+    return {**record, 'job_cpu_time_s': None if job_cpu is None else round(job_cpu, 1), 'job_cpu_watched_from': since}
 
 
 def make_record(
