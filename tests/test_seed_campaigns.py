@@ -20,15 +20,15 @@ WORKFLOWS = pathlib.Path(__file__).resolve().parent.parent / 'workflows'
 #: spec: (labeler, protocol, structures labelled first, elements of the campaign's chemistry)
 SHIPPED = {
     'sei_xtb.yaml': ('xtb', 'fast', 6, {'Li', 'C', 'O', 'F', 'P'}),
-    'ac_si_xtb.yaml': ('xtb', 'fast', 6, {'C', 'Si', 'Li'}),
+    'ac_si_xtb.yaml': ('xtb', 'fast', 8, {'C', 'Si', 'Li'}),
     'core_shell_xtb.yaml': ('xtb', 'fast', 4, {'C', 'Si', 'Li'}),
     'hard_carbon_xtb.yaml': ('xtb', 'fast', 4, {'C', 'Na', 'Li'}),
-    'si_lixsi_ac_xtb.yaml': ('xtb', 'fast', 8, {'Si', 'Li', 'C'}),
+    'si_lixsi_ac_xtb.yaml': ('xtb', 'fast', 10, {'Si', 'Li', 'C'}),
     'sei_vasp.yaml': ('vasp', 'balanced', 120, {'H', 'Li', 'C', 'O', 'F', 'P'}),
-    'ac_si_castep.yaml': ('castep', 'balanced', 28, {'C', 'Si', 'Li'}),
+    'ac_si_castep.yaml': ('castep', 'balanced', 30, {'C', 'Si', 'Li'}),
     'core_shell_vasp.yaml': ('vasp', 'balanced', 18, {'C', 'Si', 'Li'}),
     'hard_carbon_vasp.yaml': ('vasp', 'balanced', 12, {'C', 'Na', 'Li'}),
-    'si_lixsi_ac_vasp.yaml': ('vasp', 'balanced', 18, {'Si', 'Li', 'C'}),
+    'si_lixsi_ac_vasp.yaml': ('vasp', 'balanced', 20, {'Si', 'Li', 'C'}),
     'si_lixsi_xtb.yaml': ('xtb', 'fast', 8, {'Si', 'Li'}),
     'si_lixsi_gpaw.yaml': ('gpaw', 'fast', 5, {'Si', 'Li'}),
 }
@@ -88,6 +88,10 @@ def test_production_specs_follow_the_papers():
     castep = load_spec(WORKFLOWS / 'ac_si_castep.yaml')
     densities = {entry.parameters['density'] for entry in castep.structures if entry.builder == 'amorphous-carbon'}
     assert (min(densities), max(densities)) == (1.5, 3.3)
+    # Li at the Si/a-C interface (seed 000's item) in the a-C and composite specs, small and production.
+    for name in ('ac_si_xtb.yaml', 'ac_si_castep.yaml', 'si_lixsi_ac_xtb.yaml', 'si_lixsi_ac_vasp.yaml'):
+        spec = load_spec(WORKFLOWS / name)
+        assert any(e.builder == 'si-ac-interface' and e.parameters.get('n_li', 0) > 0 for e in spec.structures), name
 
 
 # ------------------------------------------------------------------------------------------------------ refusals

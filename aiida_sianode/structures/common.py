@@ -329,6 +329,7 @@ def insert_at_largest_voids(
     grid_spacing: float = 0.25,
     tie_tolerance: float = 0.05,
     what: str = 'insertion',
+    region=None,
 ) -> Atoms:
     """Return a copy of the periodic ``atoms`` with ``count`` atoms of ``symbol`` added one at a time.
 
@@ -337,7 +338,8 @@ def insert_at_largest_voids(
     points within ``tie_tolerance`` Å of the largest distance count as equally good and one of them is drawn at
     random, so symmetric hosts give different (but equally valid) results for different seeds. Raises
     :class:`StructureBuildError` when the largest empty sphere gets smaller than ``min_distance`` before ``count``
-    atoms are in.
+    atoms are in. ``region``, if given, is a function of the grid's Cartesian positions (shape ``(n, 3)``) that
+    returns a boolean mask: only those grid points are candidate sites (the distances still count every atom).
     """
     result = atoms.copy()
     if count <= 0:
@@ -355,6 +357,10 @@ def insert_at_largest_voids(
     axes = [np.arange(n) / n for n in divisions]
     fractional = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3) + offset
     grid = fractional @ cell
+    if region is not None:
+        grid = grid[np.asarray(region(grid), dtype=bool)]
+        if not len(grid):
+            raise StructureBuildError(f'{what}: no grid point lies in the region allowed for {symbol}')
     shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float) @ cell
 
     if len(result):
