@@ -21,6 +21,7 @@ Frames of ``config_type == 'IsolatedAtom'`` (single atoms in vacuum, for MACE's 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pathlib
@@ -112,22 +113,46 @@ class DatasetData(orm.SinglefileData):
         Each frame keeps the ``REF_*`` keys, ``split``, ``config_type`` and the UUIDs in ``info``/``arrays`` and
         carries a ``SinglePointCalculator`` with the reference energy, forces and stress.
         """
+        return list(self.iter_frames(split))
+
+    def iter_frames(self, split: str | None = None):
+        """Yield the frames of :meth:`get_frames` one at a time, read from the stored file as they are needed."""
+        import ase.io
         from ase.calculators.singlepoint import SinglePointCalculator
 
         if split is not None and split not in SPLITS:
             raise ValueError(f'unknown split {split!r}: choose one of {", ".join(SPLITS)}')
-        frames = []
-        for atoms in self._read_frames():
-            _normalise_info(atoms)
-            if split is not None and atoms.info['split'] != split:
-                continue
-            results = {'energy': atoms.info['REF_energy'], 'free_energy': atoms.info['REF_energy']}
-            results['forces'] = np.array(atoms.arrays['REF_forces'], dtype=float)
-            if 'REF_stress' in atoms.info:
-                results['stress'] = np.array(atoms.info['REF_stress'], dtype=float)
-            atoms.calc = SinglePointCalculator(atoms, **results)
-            frames.append(atoms)
-        return frames
+        with self.open(mode='r') as handle:
+            for atoms in ase.io.iread(handle, index=':', format='extxyz'):
+                _normalise_info(atoms)
+                if split is not None and atoms.info['split'] != split:
+                    continue
+                results = {'energy': atoms.info['REF_energy'], 'free_energy': atoms.info['REF_energy']}
+                results['forces'] = np.array(atoms.arrays['REF_forces'], dtype=float)
+                if 'REF_stress' in atoms.info:
+                    results['stress'] = np.array(atoms.info['REF_stress'], dtype=float)
+                atoms.calc = SinglePointCalculator(atoms, **results)
+                yield atoms
+
+    def iter_frame_texts(self):
+        """Yield ``(info, text)`` per frame, streamed from the stored file: no frame is parsed into ``ase.Atoms``.
+
+        ``info`` holds the frame's comment-line keys (as ASE's extxyz reader parses them) and ``text`` the frame's
+        lines as stored. Memory stays that of one frame, whatever the size of the dataset.
+        """
+        from ase.io.extxyz import key_val_str_to_dict
+
+        with self.open(mode='r') as handle:
+            while True:
+                first = handle.readline()
+                if not first.strip():
+                    return
+                natoms = int(first)
+                comment = handle.readline()
+                atoms = [handle.readline() for _ in range(natoms)]
+                if len(atoms) != natoms or (natoms and not atoms[-1].endswith('\n')):
+                    raise ValueError(f'dataset {self.uuid}: a frame of {natoms} atoms is cut short')
+                yield key_val_str_to_dict(comment), first + comment + ''.join(atoms)
 
     def write_training_files(self, directory) -> dict[str, str | None]:
         """Write ``train.extxyz``, ``valid.extxyz`` and ``test.extxyz`` for ``mace_run_train`` into ``directory``.
@@ -135,26 +160,33 @@ class DatasetData(orm.SinglefileData):
         Keys: ``REF_energy``, ``REF_forces``, ``REF_stress`` (Voigt-6, eV/Å^3) and ``config_type``. Returns
         ``{'train': path, 'valid': path or None, 'test': path or None}``; a split without frames gets no file
         (``valid`` is empty only when the dataset was built with ``valid_fraction=0``).
-        """
-        import ase.io
 
+        The frames are copied as text from the stored file to the file of their split (see
+        :meth:`iter_frame_texts`), so preparing the input of a 10^5-frame training needs neither the label nodes
+        nor the frames in memory.
+        """
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        frames = self._read_frames()
-        for atoms in frames:
-            _normalise_info(atoms)
-            _drop_empty(atoms)
+        counts = dict.fromkeys(SPLITS, 0)
+        with contextlib.ExitStack() as stack:
+            handles = {split: stack.enter_context(open(directory / f'{split}.extxyz', 'w')) for split in SPLITS}
+            for info, text in self.iter_frame_texts():
+                split = str(info.get('split'))
+                if split not in handles:
+                    raise ValueError(f'dataset {self.uuid}: a frame has split {split!r}, not one of {SPLITS}')
+                handles[split].write(text)
+                counts[split] += 1
         paths: dict[str, str | None] = {}
         for split in SPLITS:
-            selected = [atoms for atoms in frames if atoms.info['split'] == split]
-            if not selected:
-                if split == 'train':
-                    raise ValueError(f'dataset {self.uuid} has no training frames')
-                paths[split] = None
-                continue
             path = directory / f'{split}.extxyz'
-            ase.io.write(path, selected, format='extxyz')
-            paths[split] = str(path)
+            paths[split] = str(path) if counts[split] else None
+            if not counts[split]:
+                path.unlink()
+        if not counts['train']:
+            for path in paths.values():
+                if path:
+                    pathlib.Path(path).unlink()
+            raise ValueError(f'dataset {self.uuid} has no training frames')
         return paths
 
     def export(self, path, split: str | None = None) -> int:
@@ -167,14 +199,21 @@ class DatasetData(orm.SinglefileData):
         """
         import ase.io
 
-        frames = self.get_frames(split)
-        for atoms in frames:
-            atoms.info.pop('REF_energy', None)
-            atoms.info.pop('REF_stress', None)
-            atoms.arrays.pop('REF_forces', None)
-            _drop_empty(atoms)
-        ase.io.write(str(path), frames, format='extxyz')
-        return len(frames)
+        count = 0
+        chunk: list = []
+        with open(path, 'w') as handle:
+            for atoms in self.iter_frames(split):
+                atoms.info.pop('REF_energy', None)
+                atoms.info.pop('REF_stress', None)
+                atoms.arrays.pop('REF_forces', None)
+                _drop_empty(atoms)
+                chunk.append(atoms)
+                if len(chunk) == 1000:  # a bounded number of frames in memory, whatever the dataset's size
+                    ase.io.write(handle, chunk, format='extxyz')
+                    count, chunk = count + len(chunk), []
+            if chunk:
+                ase.io.write(handle, chunk, format='extxyz')
+        return count + len(chunk)
 
     def summary(self) -> dict:
         """Return a JSON-serialisable overview: frames, splits, elements, levels of theory, sources."""
