@@ -383,7 +383,7 @@ def label_rows(labels: Sequence) -> list[dict]:
     """
     from aiida_sianode.data.label import LabelData
 
-    pks = [label if isinstance(label, int | np.integer) else label.pk for label in labels]
+    pks = [int(label) if isinstance(label, int | np.integer) else label.pk for label in labels]
     query = orm.QueryBuilder().append(
         LabelData,
         filters={'id': {'in': sorted(set(pks))}},
