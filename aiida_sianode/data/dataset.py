@@ -25,6 +25,7 @@ import contextlib
 import io
 import json
 import pathlib
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -38,6 +39,18 @@ __all__ = ('SPLITS', 'DatasetData', 'MixedLevelOfTheoryError', 'build_dataset', 
 SPLITS = ('train', 'valid', 'test')
 ISOLATED_ATOM = 'IsolatedAtom'
 FILENAME = 'dataset.extxyz'
+#: the reference keys of the stored file, as they start a ``key=value`` pair or a ``Properties`` column
+_EXPORT_KEYS = re.compile(r'(^|[\s:])(REF_energy=|REF_forces:)')
+#: the Voigt-6 reference stress: ASE reads ``stress`` in ``info`` only as a 3x3 matrix of 9 numbers
+_EXPORT_STRESS = re.compile(r'(^|\s)REF_stress="([^"]*)"')
+
+
+def _full_stress(match) -> str:
+    """The ``stress="..."`` pair (3x3, row by row) for a matched ``REF_stress="xx yy zz yz xz xy"`` pair."""
+    xx, yy, zz, yz, xz, xy = match.group(2).split()
+    return f'{match.group(1)}stress="{" ".join((xx, xy, xz, xy, yy, yz, xz, yz, zz))}"'
+
+
 #: keys of ``info`` that are bookkeeping rather than training targets; they are kept in exports
 META_KEYS = ('config_type', 'split', 'label_uuid', 'source_uuid', 'fingerprint')
 
@@ -196,24 +209,23 @@ class DatasetData(orm.SinglefileData):
         so ``ase.io.read`` gives atoms with a ``SinglePointCalculator``; ``info`` keeps ``config_type``, ``split``,
         ``label_uuid``, ``source_uuid``, ``fingerprint`` and, for imported labels, ``source_file``,
         ``source_sha256`` and ``source_frame``.
-        """
-        import ase.io
 
+        The frames are streamed as text (see :meth:`iter_frame_texts`): only the comment line of each frame is
+        changed (``REF_energy``, ``REF_stress`` and the ``REF_forces`` column renamed), the atom lines are copied.
+        """
+        if split is not None and split not in SPLITS:
+            raise ValueError(f'unknown split {split!r}: choose one of {", ".join(SPLITS)}')
         count = 0
-        chunk: list = []
         with open(path, 'w') as handle:
-            for atoms in self.iter_frames(split):
-                atoms.info.pop('REF_energy', None)
-                atoms.info.pop('REF_stress', None)
-                atoms.arrays.pop('REF_forces', None)
-                _drop_empty(atoms)
-                chunk.append(atoms)
-                if len(chunk) == 1000:  # a bounded number of frames in memory, whatever the dataset's size
-                    ase.io.write(handle, chunk, format='extxyz')
-                    count, chunk = count + len(chunk), []
-            if chunk:
-                ase.io.write(handle, chunk, format='extxyz')
-        return count + len(chunk)
+            for info, text in self.iter_frame_texts():
+                if split is not None and str(info.get('split')) != split:
+                    continue
+                first, comment, atoms = text.split('\n', 2)
+                comment = _EXPORT_STRESS.sub(_full_stress, comment)
+                comment = _EXPORT_KEYS.sub(lambda match: match.group(1) + match.group(2)[4:], comment)
+                handle.write(f'{first}\n{comment}\n{atoms}')
+                count += 1
+        return count
 
     def summary(self) -> dict:
         """Return a JSON-serialisable overview: frames, splits, elements, levels of theory, sources."""
