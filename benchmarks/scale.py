@@ -520,6 +520,10 @@ def write_table(path: pathlib.Path, table: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
+    table = sub.add_parser('table', help='merge result files of runs made in parallel and write the table')
+    table.add_argument('inputs', nargs='+', help='JSON result files of `run --json`')
+    table.add_argument('--json', required=True, help='the merged results (a row per backend and size, newest wins)')
+    table.add_argument('--md', required=True)
     for name in ('run', 'one', 'check', 'prepare'):
         command = sub.add_parser(name)
         if name == 'prepare':
@@ -545,6 +549,14 @@ def main() -> None:
             command.add_argument('--dataset-labels', type=int, default=-1)
             command.add_argument('--model', type=pathlib.Path, default=MODEL)
     args = parser.parse_args()
+    if args.command == 'table':
+        merged = {}
+        for path in args.inputs:
+            for result in json.loads(pathlib.Path(path).read_text()):
+                merged[(result['backend'], result['size'])] = result
+        pathlib.Path(args.json).write_text(json.dumps(list(merged.values()), indent=1) + '\n')
+        write_table(pathlib.Path(args.md), markdown(list(merged.values())))
+        return
     if args.command == 'run':
         if args.md and not args.json:
             parser.error('--md needs --json (the table is made from every result in it)')
