@@ -36,6 +36,8 @@ DEFAULT_PG = 'postgresql://sianode_scale:sianode_scale@127.0.0.1:5432'
 PBE = {'code': 'vasp', 'method': 'PBE', 'cutoff_ev': 520.0}
 PBESOL = {'code': 'vasp', 'method': 'PBEsol', 'cutoff_ev': 520.0}
 CHUNK = 10_000
+#: a trained model file (gitignored; copy /work/models/si_fast/member_0.model or pass --model)
+MODEL = HERE / 'models' / 'si_fast_member_0.model'
 
 
 def pg_parts(url: str) -> dict:
@@ -173,25 +175,87 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def one(backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int) -> dict:
+def one(backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int, model=None) -> dict:
     """Run the whole measurement for one backend and size in a fresh profile; return the results."""
     workdir = pathlib.Path(os.environ['AIIDA_PATH'])
     _, database = make_profile(backend, workdir, pg_url)
     try:
-        return _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels)
+        return _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model)
     finally:
         if database is not None:
             drop_database(pg_url, database)
 
 
-def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels) -> dict:
+def labels_ids_behind_potential(potential) -> list[tuple[int, str]]:
+    """``(pk, uuid)`` of the labels a potential was trained on: its dataset, then the dataset's build links."""
+    from aiida_sianode.provenance import dataset_of_potential, label_ids_of_dataset
+
+    return label_ids_of_dataset(dataset_of_potential(potential))
+
+
+def register_potential(dataset, model):
+    """Store the model file at ``model`` as a PotentialData created by a calcfunction with the ``dataset`` input.
+
+    The benchmark does not train on 10^5 frames: this gives the provenance a training run leaves (the potential's
+    creator has the dataset as input ``dataset``), so that the queries from a potential walk the real links.
+    """
+    from aiida.engine import calcfunction
+
+    from aiida_sianode.data.potential import PotentialData
+
+    @calcfunction
+    def scale_benchmark_training(dataset, model):
+        return PotentialData.from_model_file(model.value, training_set_uuid=dataset.uuid)
+
+    return scale_benchmark_training(dataset=dataset, model=model)
+
+
+def prepare_in_child(uuid: str, workdir: pathlib.Path) -> dict:
+    """Time ``write_training_files`` of dataset ``uuid`` in a fresh process, for its own peak memory."""
+    out = workdir / 'prepare.json'
+    command = [sys.executable, __file__, 'prepare', '--dataset', uuid, '--json', str(out)]
+    subprocess.run(command, check=True)
+    return json.loads(out.read_text())
+
+
+def prepare(args) -> dict:
+    """Write the training files of dataset ``args.dataset``; report time, CPU and peak memory of this process."""
+    import resource
+
+    from aiida import load_profile, orm
+
+    load_profile()
+    dataset = orm.load_node(args.dataset)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory(prefix='sianode-prepare-') as directory:
+        start, cpu = time.perf_counter(), time.process_time()
+        paths = dataset.write_training_files(directory)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        sizes = {split: pathlib.Path(path).stat().st_size if path else 0 for split, path in paths.items()}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        'frames': dataset.n_frames,
+        'wall_s': wall,
+        'cpu_s': cpu,
+        'peak_rss_mb': peak / 1024,
+        'rss_before_mb': before / 1024,
+        'file_bytes': sizes,
+    }
+
+
+def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model=None) -> dict:
     from aiida import orm
 
     from aiida_sianode.common import level_of_theory as lot
     from aiida_sianode.data.dataset import build_dataset
     from aiida_sianode.data.importers import import_files
     from aiida_sianode.data.label import LabelData
-    from aiida_sianode.provenance import calculations_behind_labels, label_ids_of_dataset, potentials_using_label
+    from aiida_sianode.provenance import (
+        calculations_behind_labels,
+        calculations_behind_potential,
+        label_ids_of_dataset,
+        potentials_using_label,
+    )
     from aiida_sianode.query import find_labels
 
     result: dict = {'backend': backend, 'size': size}
@@ -241,19 +305,40 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_label
     queries['by_method_rows'] = len(rows)
     result['queries'] = queries
 
-    # a dataset of (up to) `dataset_labels` PBE labels and the provenance walks over it: build_dataset (a calcfunction
-    # with one input per label) costs about 0.2 s of CPU per label, so it is not run over all the labels
-    if dataset_labels:  # 0: no dataset (its build is the slow part, see scale.md)
-        subset = [pk for pk, *_ in find_labels(fingerprint=fingerprint, project=['id'])][:dataset_labels]
-        labels = list(orm.QueryBuilder().append(LabelData, filters={'id': {'in': subset}}).all(flat=True))
-        dataset, result['build_dataset_s'] = timed(build_dataset, labels, valid_fraction=0.1)
+    # a dataset of the PBE labels (all of them, or the first `dataset_labels`), built from their PKs: no label node is
+    # loaded; then a potential trained on it (a real model file registered by a calcfunction whose input is the
+    # dataset, as the training CalcJob links it) and the provenance walks
+    if dataset_labels != 0:
+        subset = [pk for (pk,) in find_labels(fingerprint=fingerprint, project=['id'])]
+        subset = subset[:dataset_labels] if dataset_labels > 0 else subset
+        repo_before = repository_size(backend, workdir)
+        dataset, result['build_dataset_s'] = timed(build_dataset, subset, valid_fraction=0.1)
+        result['dataset_repository_bytes'] = repository_size(backend, workdir) - repo_before
         result['dataset_frames'] = dataset.n_frames
+        result['dataset_split_counts'] = dataset.split_counts
+        result['build_links'] = (
+            orm.QueryBuilder()
+            .append(orm.CalcFunctionNode, filters={'id': dataset.creator.pk}, tag='build')
+            .append(LabelData, with_outgoing='build')
+            .count()
+        )
         ids, queries['labels_of_dataset_s'] = timed(label_ids_of_dataset, dataset)
+        queries['labels_of_dataset_rows'] = len(ids)
         rows, queries['calculations_behind_labels_s'] = timed(calculations_behind_labels, [pk for pk, _ in ids])
         queries['calculations_behind_labels_rows'] = len(rows)
-        _, queries['potentials_using_label_s'] = timed(potentials_using_label, labels[0])
+        label = orm.load_node(subset[0])
+        if model is not None and model.exists():
+            potential = register_potential(dataset, orm.Str(str(model)))
+            rows, queries['labels_behind_potential_s'] = timed(labels_ids_behind_potential, potential)
+            queries['labels_behind_potential_rows'] = len(rows)
+            rows, queries['calculations_behind_potential_s'] = timed(calculations_behind_potential, potential)
+            queries['calculations_behind_potential_rows'] = len(rows)
+        found, queries['potentials_using_label_s'] = timed(potentials_using_label, label)
+        queries['potentials_using_label_rows'] = len(found)
         frames, export_s = timed(dataset.export, workdir / 'export.extxyz')
         result['export_s_per_1e4_frames'] = export_s * 10_000 / frames
+        result['export_cpu_s_per_1e4_frames'] = CPU['export'] * 10_000 / frames
+        result['prepare_training'] = prepare_in_child(dataset.uuid, workdir)
     result['load_average'] = os.getloadavg()
     result['cpu_s'] = dict(CPU)
     result['cpu_total_s'] = time.process_time()
@@ -269,7 +354,7 @@ def run(args) -> list[dict]:
                 env = {**os.environ, 'AIIDA_PATH': workdir, 'OMP_NUM_THREADS': '1'}
                 command = [sys.executable, __file__, 'one', '--backend', backend, '--size', str(size)]
                 command += ['--json', str(out), '--pg-url', args.pg_url, '--one-by-one', str(args.one_by_one)]
-                command += ['--dataset-labels', str(args.dataset_labels)]
+                command += ['--dataset-labels', str(args.dataset_labels), '--model', str(args.model)]
                 start = time.perf_counter()
                 subprocess.run(command, env=env, check=True)
                 result = json.loads(out.read_text())
@@ -309,40 +394,111 @@ def check(args) -> dict:
         # digits of a float, PostgreSQL's all 17: compare energies to 1e-9 eV
         for key, rows in answers.items():
             answers[key] = sorted([row[0], round(row[1], 9), row[2], pathlib.Path(row[3]).name] for row in rows)
+        answers['datasets'] = compare_dataset_paths(
+            [pk for (pk,) in find_labels(fingerprint=fingerprint, project=['id'])]
+        )
         return answers
     finally:
         if database is not None:
             drop_database(args.pg_url, database)
 
 
+def compare_dataset_paths(pks: list[int]) -> dict:
+    """Build datasets of the same labels by the calcfunction and by the bulk path (a first generation of 12 labels
+    and a child of 6 more) and return what is the same in both (for the test that runs this on both backends)."""
+    from aiida import orm
+
+    from aiida_sianode.data.dataset import DatasetData, build_dataset
+    from aiida_sianode.data.label import LabelData
+    from aiida_sianode.provenance import label_ids_of_dataset
+
+    def links(node):
+        query = orm.QueryBuilder().append(orm.CalcFunctionNode, filters={'id': node.pk}, tag='build')
+        query.append(orm.Node, with_outgoing='build', edge_project=['type', 'label'], project=['uuid'])
+        return sorted(query.all())
+
+    def datasets_using(pk):
+        query = orm.QueryBuilder().append(LabelData, filters={'id': pk}, tag='label')
+        query.append(orm.CalcFunctionNode, with_incoming='label', tag='build')
+        query.append(DatasetData, with_incoming='build', project=['uuid'])
+        return set(query.all(flat=True))
+
+    built = {}
+    for bulk in (False, True):
+        parent = build_dataset(pks[:12], valid_fraction=0.25, seed=3, bulk=bulk)
+        child = build_dataset(pks[12:18], valid_fraction=0.25, seed=4, parent=parent, bulk=bulk)
+        built[bulk] = (parent, child)
+    answer = {}
+    for generation, (slow, fast) in enumerate(zip(built[False], built[True])):
+        slow_node, fast_node = slow.creator, fast.creator
+        answer[f'generation_{generation}'] = {
+            'frames': fast.n_frames,
+            'split_counts': fast.split_counts,
+            'same_file': slow.get_content('rb') == fast.get_content('rb'),
+            'same_attributes': {**slow.base.attributes.all, 'parent_uuid': None}
+            == {**fast.base.attributes.all, 'parent_uuid': None},
+            'same_process_attributes': slow_node.base.attributes.all == fast_node.base.attributes.all,
+            'same_process_type': (slow_node.process_type, slow_node.label) == (fast_node.process_type, fast_node.label),
+            'same_hash': slow_node.base.caching.get_hash() == fast_node.base.caching.get_hash(),
+            'hash_recomputed_equal': fast_node.base.caching.compute_hash() == fast_node.base.caching.get_hash(),
+            'sealed_finished_ok': [node.is_sealed and node.is_finished_ok for node in (slow_node, fast_node)],
+            'n_input_links': len(links(fast_node)),
+            'same_label_links': [row for row in links(slow_node) if row[2].startswith('label_')]
+            == [row for row in links(fast_node) if row[2].startswith('label_')],
+            'same_labels_of_dataset': label_ids_of_dataset(slow) == label_ids_of_dataset(fast),
+            'labels_of_dataset': len(label_ids_of_dataset(fast)),
+        }
+    # a label is a direct input of the build of its own generation only, by either path:
+    # [is the calcfunction's dataset, is the bulk path's] for each dataset whose build took the label
+    for name, pk, generation in (('first', pks[0], 0), ('child', pks[17], 1)):
+        answer[f'datasets_using_{name}_label'] = sorted(
+            [uuid == built[False][generation].uuid, uuid == built[True][generation].uuid] for uuid in datasets_using(pk)
+        )
+    return answer
+
+
+def _cell(value, form: str = '.3f') -> str:
+    return '-' if value is None else format(value, form)
+
+
 def markdown(results: list[dict]) -> str:
+    """The table of ``results``: times in s (wall, then this process's CPU where given), sizes in kB per label."""
     header = (
-        '| backend | labels | import (s) | read (s) | store (s) | ms/label | import CPU (s) | one-by-one ms/label '
-        '| kB/label (db + repo) '
-        '| Li-Si PBE query (s, rows) | PBEsol query (s, rows) | dataset build (s, frames) | labels of dataset (s) '
-        '| calculations behind (s) | potentials using a label (s) | export s/10^4 frames | load avg |\n'
+        '| backend | labels | import s (CPU s) | ms/label | one-by-one ms/label | kB/label (db + repo) '
+        '| Li-Si PBE query s (rows) | PBEsol query s (rows) | dataset build s (CPU s) | frames | dataset kB/frame '
+        '| labels behind potential s (rows) | calculations behind potential s | potentials using a label s '
+        '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
         '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
         q = r['queries']
-        one_by_one = r.get('one_by_one_s_per_label')
         cpu = r.get('cpu_s') or {}
-        import_cpu = f'{cpu["import_files"] + cpu["store"]:.1f}' if 'store' in cpu else '-'
+        one_by_one = r.get('one_by_one_s_per_label')
+        import_cpu = cpu['import_files'] + cpu['store'] if 'store' in cpu else None
+        prepare = r.get('prepare_training')
+        behind = q.get('labels_behind_potential_s')
+        export_cpu = r.get('export_cpu_s_per_1e4_frames')
+        dataset_kb = (
+            r['dataset_repository_bytes'] / r['dataset_frames'] / 1000 if 'dataset_repository_bytes' in r else None
+        )
         lines.append(
-            f'| {r["backend"]} | {r["labels"]} | {r["import_s"]:.1f} | {r["read_s"]:.1f} | {r["store_s"]:.1f} '
-            f'| {1000 * r["import_s"] / r["labels"]:.2f} | {import_cpu} '
-            f'| {f"{1000 * one_by_one:.0f}" if one_by_one else "-"} '
+            f'| {r["backend"]} | {r["labels"]} | {r["import_s"]:.1f} ({_cell(import_cpu, ".1f")}) '
+            f'| {1000 * r["import_s"] / r["labels"]:.2f} | {_cell(one_by_one and 1000 * one_by_one, ".0f")} '
             f'| {r["bytes_per_label"] / 1000:.1f} ({r["database_bytes"] / r["labels"] / 1000:.1f} + '
             f'{r["repository_bytes"] / r["labels"] / 1000:.1f}) '
-            f'| {q["by_fingerprint_and_elements_s"]:.3f}, {q["by_fingerprint_and_elements_rows"]} '
-            f'| {q["by_method_s"]:.3f}, {q["by_method_rows"]} '
+            f'| {q["by_fingerprint_and_elements_s"]:.3f} ({q["by_fingerprint_and_elements_rows"]}) '
+            f'| {q["by_method_s"]:.3f} ({q["by_method_rows"]}) '
+            f'| {_cell(r.get("build_dataset_s"), ".1f")} ({_cell(cpu.get("build_dataset"), ".1f")}) '
+            f'| {r.get("dataset_frames", "-")} '
+            f'| {_cell(dataset_kb, ".1f")} '
+            f'| {_cell(behind)} ({q.get("labels_behind_potential_rows", "-")}) '
+            f'| {_cell(q.get("calculations_behind_potential_s"))} | {_cell(q.get("potentials_using_label_s"))} '
+            f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
             + (
-                f'| {r["build_dataset_s"]:.1f}, {r["dataset_frames"]} | {q["labels_of_dataset_s"]:.3f} '
-                f'| {q["calculations_behind_labels_s"]:.3f} | {q["potentials_using_label_s"]:.3f} '
-                f'| {r["export_s_per_1e4_frames"]:.1f} '
-                if 'build_dataset_s' in r
-                else '| - | - | - | - | - '
+                f'| {prepare["wall_s"]:.1f} ({prepare["cpu_s"]:.1f}, {prepare["peak_rss_mb"]:.0f}) '
+                if prepare
+                else '| - '
             )
             + f'| {r["load_average"][0]:.1f} |'
         )
@@ -364,8 +520,16 @@ def write_table(path: pathlib.Path, table: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
-    for name in ('run', 'one', 'check'):
+    table = sub.add_parser('table', help='merge result files of runs made in parallel and write the table')
+    table.add_argument('inputs', nargs='+', help='JSON result files of `run --json`')
+    table.add_argument('--json', required=True, help='the merged results (a row per backend and size, newest wins)')
+    table.add_argument('--md', required=True)
+    for name in ('run', 'one', 'check', 'prepare'):
         command = sub.add_parser(name)
+        if name == 'prepare':
+            command.add_argument('--dataset', required=True, help='UUID of the dataset (in the loaded profile)')
+            command.add_argument('--json')
+            continue
         command.add_argument('--pg-url', default=os.environ.get('SIANODE_SCALE_PG', DEFAULT_PG))
         command.add_argument('--json')
         if name == 'run':
@@ -373,14 +537,26 @@ def main() -> None:
             command.add_argument('--backends', nargs='+', default=['sqlite', 'psql'], choices=['sqlite', 'psql'])
             command.add_argument('--md', help='write the Markdown table of all results in --json here')
             command.add_argument('--one-by-one', type=int, default=200, help='labels stored the old way, to compare')
-            command.add_argument('--dataset-labels', type=int, default=1000, help='labels in the benchmark dataset')
+            command.add_argument(
+                '--dataset-labels', type=int, default=-1, help='PBE labels in the dataset: -1 all, 0 no dataset'
+            )
+            command.add_argument('--model', type=pathlib.Path, default=MODEL, help='model file of the potential')
         else:
             command.add_argument('--backend', required=True, choices=['sqlite', 'psql'])
         if name == 'one':
             command.add_argument('--size', type=int, required=True)
             command.add_argument('--one-by-one', type=int, default=200)
-            command.add_argument('--dataset-labels', type=int, default=1000)
+            command.add_argument('--dataset-labels', type=int, default=-1)
+            command.add_argument('--model', type=pathlib.Path, default=MODEL)
     args = parser.parse_args()
+    if args.command == 'table':
+        merged = {}
+        for path in args.inputs:
+            for result in json.loads(pathlib.Path(path).read_text()):
+                merged[(result['backend'], result['size'])] = result
+        pathlib.Path(args.json).write_text(json.dumps(list(merged.values()), indent=1) + '\n')
+        write_table(pathlib.Path(args.md), markdown(list(merged.values())))
+        return
     if args.command == 'run':
         if args.md and not args.json:
             parser.error('--md needs --json (the table is made from every result in it)')
@@ -390,11 +566,10 @@ def main() -> None:
             write_table(pathlib.Path(args.md), table)
             print(table)
         return
-    result = (
-        one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels)
-        if args.command == 'one'
-        else check(args)
-    )
+    if args.command == 'one':
+        result = one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels, args.model)
+    else:
+        result = check(args) if args.command == 'check' else prepare(args)
     text = json.dumps(result, default=float)
     if args.json:
         pathlib.Path(args.json).write_text(text)

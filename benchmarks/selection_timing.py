@@ -17,6 +17,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,8 +53,20 @@ def synthetic_pool(n_frames: int, n_atoms: int, dim: int, seed: int = 0):
     return blocks, phases, deviations, training
 
 
-def kernel_timings(n_frames: int, n_atoms: int, dim: int, repeat: int) -> list[tuple[str, float, str]]:
-    """Time each selection kernel on the synthetic pool."""
+KERNELS = ('trust', 'random', 'maxvol', 'maxvol-low', 'maxvol-pool', 'direct', 'dedup')
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def kernel_timings(
+    n_frames: int, n_atoms: int, dim: int, repeat: int, only: Sequence[str] = KERNELS
+) -> list[tuple[str, float, str]]:
+    """Time each selection kernel in ``only`` on the synthetic pool (the peak memory so far is in each note)."""
     import sklearn.cluster
     import sklearn.decomposition  # noqa: F401  (imported here so that no timing includes an import)
 
@@ -66,70 +79,81 @@ def kernel_timings(n_frames: int, n_atoms: int, dim: int, repeat: int) -> list[t
 
     blocks, phases, deviations, training = synthetic_pool(n_frames, n_atoms, dim)
     runs = np.array_split(deviations, 10)
-    rows = []
+    rows = [('synthetic pool (made, not timed)', (0.0, 0.0), f'peak RSS {peak_rss_mb():.0f} MB')]
 
-    seconds, trust = best_of(repeat, select_by_trust, runs, 0.05, 0.25, max_per_run=20, max_total=100)
-    fractions = trust.total_fractions
-    rows.append(
-        (
-            'trust (10 runs, cap 20/run, 100 total)',
-            seconds,
-            f'{sum(len(s) for s in trust.selected)} picked; accurate/candidate/failed '
-            f'{fractions["accurate"]:.2f}/{fractions["candidate"]:.2f}/{fractions["failed"]:.2f}',
+    if 'trust' in only:
+        seconds, trust = best_of(repeat, select_by_trust, runs, 0.05, 0.25, max_per_run=20, max_total=100)
+        fractions = trust.total_fractions
+        rows.append(
+            (
+                'trust (10 runs, cap 20/run, 100 total)',
+                seconds,
+                f'{sum(len(s) for s in trust.selected)} picked; accurate/candidate/failed '
+                f'{fractions["accurate"]:.2f}/{fractions["candidate"]:.2f}/{fractions["failed"]:.2f}',
+            )
         )
-    )
-    seconds, picks = best_of(repeat, random_sample, n_frames, 100, 0)
-    rows.append(('random (100)', seconds, f'{len(picks)} picked'))
+    if 'random' in only:
+        seconds, picks = best_of(repeat, random_sample, n_frames, 100, 0)
+        rows.append(('random (100)', seconds, f'{len(picks)} picked'))
 
-    seconds, result = best_of(repeat, select_maxvol, blocks, training, threshold=2.0, max_frames=100)
-    novel = np.mean(phases[result.selected] >= 10)
-    rows.append(
-        (
-            'maxvol (500 training frames = 32 000 environments, grade > 2, up to 100)',
-            seconds,
-            f'{len(result.selected)} picked, {novel:.0%} from untrained phases, {result.n_swaps} swaps, '
-            f'max grade {result.grades.max():.1f}',
+    if 'maxvol' in only:
+        seconds, result = best_of(repeat, select_maxvol, blocks, training, threshold=2.0, max_frames=100)
+        novel = np.mean(phases[result.selected] >= 10)
+        rows.append(
+            (
+                'maxvol (500 training frames = 32 000 environments, grade > 2, up to 100)',
+                seconds,
+                f'peak RSS {peak_rss_mb():.0f} MB; {len(result.selected)} picked, {novel:.0%} from untrained phases, '
+                f'{result.n_swaps} swaps, '
+                f'max grade {result.grades.max():.1f}',
+            )
         )
-    )
-    seconds, result = best_of(1, select_maxvol, blocks, training, threshold=1.05, max_frames=100)
-    rows.append(
-        (
-            'maxvol, grade > 1.05, up to 100 (forces 100 greedy picks)',
-            seconds,
-            f'{len(result.selected)} picked, {result.n_swaps} swaps',
+    if 'maxvol-low' in only:
+        seconds, result = best_of(1, select_maxvol, blocks, training, threshold=1.05, max_frames=100)
+        rows.append(
+            (
+                'maxvol, grade > 1.05, up to 100 (forces 100 greedy picks)',
+                seconds,
+                f'{len(result.selected)} picked, {result.n_swaps} swaps',
+            )
         )
-    )
-    seconds, result = best_of(1, select_maxvol, blocks, None, threshold=2.0, max_frames=100)
-    rows.append(
-        (
-            'maxvol without a training set (D-optimal in the pool), grade > 2, up to 100',
-            seconds,
-            f'{len(result.selected)} picked, {result.n_swaps} swaps',
+    if 'maxvol-pool' in only:
+        seconds, result = best_of(1, select_maxvol, blocks, None, threshold=2.0, max_frames=100)
+        rows.append(
+            (
+                'maxvol without a training set (D-optimal in the pool), grade > 2, up to 100',
+                seconds,
+                f'{len(result.selected)} picked, {result.n_swaps} swaps',
+            )
         )
-    )
 
+    if 'direct' not in only and 'dedup' not in only:
+        return rows
     seconds, features = best_of(repeat, mean_descriptors, blocks)
     rows.append(('mean pooling (frame descriptors)', seconds, f'{features.shape}'))
-    n_clusters = max(1, round(0.043 * n_frames))
-    seconds, result = best_of(repeat, direct_sample, features, n_clusters=n_clusters, k=1)
-    covered = len(set(phases[result.selected].tolist()))
-    rows.append(
-        (
-            f'DIRECT ({n_clusters} clusters = 4.3 %, k = 1)',
-            seconds,
-            f'{len(result.selected)} picked, {result.encoding.n_components} PCs, {covered}/20 phases covered',
+    if 'direct' in only:
+        n_clusters = max(1, round(0.043 * n_frames))
+        seconds, result = best_of(repeat, direct_sample, features, n_clusters=n_clusters, k=1)
+        covered = len(set(phases[result.selected].tolist()))
+        rows.append(
+            (
+                f'DIRECT ({n_clusters} clusters = 4.3 %, k = 1)',
+                seconds,
+                f'peak RSS {peak_rss_mb():.0f} MB; {len(result.selected)} picked, '
+                f'{result.encoding.n_components} PCs, {covered}/20 phases covered',
+            )
         )
-    )
 
-    order = np.argsort(-deviations)
-    seconds, walk = best_of(repeat, select_distinct, features, 0.5, order=order, max_total=1000)
-    rows.append(
-        (
-            'de-duplication walk (threshold 0.5, until 1000 kept)',
-            seconds,
-            f'{len(walk.kept)} kept, {len(walk.duplicates)} dropped',
+    if 'dedup' in only:
+        order = np.argsort(-deviations)
+        seconds, walk = best_of(repeat, select_distinct, features, 0.5, order=order, max_total=1000)
+        rows.append(
+            (
+                'de-duplication walk (threshold 0.5, until 1000 kept)',
+                seconds,
+                f'{len(walk.kept)} kept, {len(walk.duplicates)} dropped',
+            )
         )
-    )
     return rows
 
 
@@ -199,6 +223,7 @@ def main():
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--descriptor-frames', type=int, default=20)
     parser.add_argument('--skip-mace', action='store_true')
+    parser.add_argument('--only', nargs='+', choices=KERNELS, default=list(KERNELS), help='kernels to time')
     args = parser.parse_args()
 
     print(f'machine: {platform.processor() or platform.machine()}, {load()} (before)')
@@ -206,7 +231,7 @@ def main():
     size = f'{args.frames} frames x {args.atoms} atoms x {args.dim}-dim descriptors'
     print(f'Selection of {size} (best of {args.repeat})\n')
     print('| kernel | wall (s) | CPU (s) | result |\n|---|---:|---:|---|')
-    for name, (wall, cpu), note in kernel_timings(args.frames, args.atoms, args.dim, args.repeat):
+    for name, (wall, cpu), note in kernel_timings(args.frames, args.atoms, args.dim, args.repeat, args.only):
         print(f'| {name} | {wall:.3g} | {cpu:.3g} | {note} |')
     if not args.skip_mace:
         print(f'\nDescriptors per 64-atom Si frame (mean of {args.descriptor_frames} frames)\n')

@@ -221,6 +221,16 @@ def test_queries_answer_the_same_on_sqlite_and_postgresql(tmp_path):
     sqlite = _check('sqlite', tmp_path)
     assert len(sqlite['li_si_pbe']) == 20 and all(row[0] == 'Li8Si56' for row in sqlite['li_si_pbe'])
     assert len(sqlite['si_only']) == 180 and len(sqlite['pbesol']) == 40 and len(sqlite['group_pbe']) == 160
+    # datasets of the same labels by the calcfunction and by the bulk path (scale.compare_dataset_paths)
+    datasets = sqlite['datasets']
+    for generation, frames, splits, links in ((0, 12, [9, 3, 0], 13), (1, 18, [14, 4, 0], 8)):
+        answer = datasets[f'generation_{generation}']
+        assert answer['frames'] == frames and list(answer['split_counts'].values()) == splits
+        assert answer['n_input_links'] == links and answer['labels_of_dataset'] == frames
+        assert all(answer[key] for key in answer if key.startswith(('same_', 'hash_'))), answer
+        assert answer['sealed_finished_ok'] == [True, True]
+    assert datasets['datasets_using_first_label'] == [[False, True], [True, False]]
+    assert datasets['datasets_using_child_label'] == [[False, True], [True, False]]
     reason = _postgres_reason()
     if reason is not None:
         pytest.skip(reason)
