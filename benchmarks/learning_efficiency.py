@@ -66,6 +66,11 @@ PLAN_FULL = [
 ]
 #: the lower trust level until the committee is calibrated (the campaign protocol's fixed level, eV/Å)
 FIXED_LOWER = 0.05
+#: at most this many picks from one MD run per iteration, for every strategy (the campaign protocol's max_per_run)
+MAX_PER_RUN = 2
+#: training per label (the engine's batch size and epochs; see learning_efficiency.md, "Training" for the check)
+DEFAULT_EPOCHS = 40
+DEFAULT_BATCH_SIZE = 2
 TEST_SEED_OFFSET = 1000
 LOG = logging.getLogger('learning_efficiency')
 
@@ -81,7 +86,9 @@ def settings_for(args) -> dict:
         'test_interval': 100 if quick else 200,
         'budget': args.budget or (5 if quick else 10),
         'iterations': args.iterations or (3 if quick else 6),
-        'epochs': args.epochs or 15,
+        'epochs': args.epochs or DEFAULT_EPOCHS,
+        'batch_size': args.batch_size or DEFAULT_BATCH_SIZE,
+        'max_per_run': MAX_PER_RUN,
         'seeds': list(range(args.seeds)),
         'strategies': list(args.strategies),
     }
@@ -216,7 +223,7 @@ def xtb_parameters() -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- training
-def train_parameters(epochs: int) -> dict:
+def train_parameters(epochs: int, batch_size: int) -> dict:
     from aiida_sianode.protocols import load_protocol_file, recursive_merge
 
     protocol = load_protocol_file('train')
@@ -224,6 +231,7 @@ def train_parameters(epochs: int) -> dict:
         protocol['default_inputs']['train']['parameters'], protocol['protocols']['fast']['train']['parameters']
     )
     parameters['max_num_epochs'] = epochs
+    parameters['batch_size'] = batch_size
     parameters['patience'] = epochs  # no early stop: the validation frames are the training frames
     return parameters
 
@@ -231,12 +239,14 @@ def train_parameters(epochs: int) -> dict:
 class Trainer:
     """Trains MACE models with the training engine; a model is cached by its frames, seed and parameters."""
 
-    def __init__(self, work: pathlib.Path, labels: Labels, frames: dict, test_file: pathlib.Path, epochs: int):
+    def __init__(
+        self, work: pathlib.Path, labels: Labels, frames: dict, test_file: pathlib.Path, epochs: int, batch_size: int
+    ):
         self.work = work / 'train'
         self.labels = labels
         self.frames = frames
         self.test_file = test_file
-        self.parameters = train_parameters(epochs)
+        self.parameters = train_parameters(epochs, batch_size)
         self.trained = 0
         self.seconds = 0.0
 
@@ -278,11 +288,23 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------------------------------- selection
-def selection_settings(strategy: str, budget: int, seed: int, lower: float) -> dict:
+def selection_settings(strategy: str, budget: int, seed: int, lower: float, pool_size: int) -> dict:
     from aiida_sianode.campaign_spec import SelectionSettings
 
+    extra = {}
+    if strategy == 'direct':
+        # `budget` clusters, and every frame of them in the stratified order (the nearest of each cluster, then the
+        # second nearest, ...), so that the per-run cap can pass over a frame and still find `budget` picks
+        extra = {'n_clusters': budget, 'k_per_cluster': max(pool_size, 1)}
     return SelectionSettings(
-        strategy=strategy, max_total=budget, seed=seed, lower=lower, upper=None, order='descending'
+        strategy=strategy,
+        max_total=budget,
+        max_per_run=MAX_PER_RUN,
+        seed=seed,
+        lower=lower,
+        upper=None,
+        order='descending',
+        **extra,
     ).model_dump()
 
 
@@ -316,12 +338,12 @@ def order_frames(strategy, candidates, labelled, frames, models, seed, iteration
     runs = sorted({frames[key].info['run'] for key in candidates})
     groups = np.array([runs.index(frames[key].info['run']) for key in candidates], dtype=int)
     element_numbers = [14]
-    settings = selection_settings(strategy, budget, 1000 * seed + iteration, lower)
     deviation = np.zeros(len(candidates))
     positions = np.arange(len(candidates))
     if strategy == 'trust':
         deviation, _ = committee_deviations(models, atoms_list)
         positions = np.flatnonzero(classify_frames(deviation, lower, None) == CANDIDATE)
+    settings = selection_settings(strategy, budget, 1000 * seed + iteration, lower, len(positions))
     cache: dict = {}
 
     def per_atom():
@@ -338,7 +360,18 @@ def order_frames(strategy, candidates, labelled, frames, models, seed, iteration
         training_per_atom=lambda: descriptors(models[0], [frames[key] for key in labelled]),
     )
     picks = pick(strategy, pool, settings)
-    return [int(positions[p]) for p in picks.order], deviation, picks.details
+    return [int(positions[p]) for p in picks.order], deviation, picks.details, groups
+
+
+def candidate_keys(pool_keys: list[str], labelled: list[str], failed: set[str]) -> list[str]:
+    """The pool frames a strategy may pick: those it has neither labelled nor seen fail itself.
+
+    Not the shared label cache's failures: which frames the cache knows depends on what other strategies, seeds and
+    earlier (killed) runs happened to label first, and one frame more or less in the pool moves DIRECT's
+    standardisation, principal components and clusters, so its picks would depend on the order things ran in.
+    """
+    taken = set(labelled) | failed
+    return [key for key in pool_keys if key not in taken]
 
 
 def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer, initial):
@@ -361,6 +394,7 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
     yield history
     pairs_d: list[float] = []
     pairs_e: list[float] = []
+    failed_keys: set[str] = set()
     for iteration in range(1, cfg['iterations'] + 1):
         tick = time.perf_counter()
         lower, scale = FIXED_LOWER, None
@@ -368,24 +402,25 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
             calibration = fit_calibration(pairs_d, pairs_e)
             lower, _ = auto_trust_levels(calibration, 0.1, 1.0, 'scale')
             scale = calibration.scale
-        taken = set(labelled)
-        candidates = [
-            key for key in pool_keys if key not in taken and labels.records.get(key, {}).get('status') in (None, 'ok')
-        ]
+        candidates = candidate_keys(pool_keys, labelled, failed_keys)
         models = [model, partner] if strategy == 'trust' else [model]
-        order, deviation, details = order_frames(
+        order, deviation, details, groups = order_frames(
             strategy, candidates, labelled, frames, models, seed, iteration, cfg['budget'], lower
         )
         select_seconds = time.perf_counter() - tick
-        new, failed = [], 0
+        new, failed, per_run = [], 0, {}
         for position in order:
             if len(new) == cfg['budget']:
                 break
+            if per_run.get(groups[position], 0) >= cfg['max_per_run']:
+                continue
             key = candidates[position]
             if labels.ok(key, frames[key]):
                 new.append((key, position))
+                per_run[groups[position]] = per_run.get(groups[position], 0) + 1
             else:
                 failed += 1
+                failed_keys.add(key)
         info = {
             'candidates': len(order),
             'failed_labels': failed,
@@ -525,6 +560,14 @@ def plot(summary: dict, path: pathlib.Path, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------ main
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='32-atom cells, 5 runs, budget 5 x 3 iterations')
@@ -539,7 +582,15 @@ def parse_arguments(argv=None):
     parser.add_argument('--seeds', type=int, default=3, help='number of seeds (0, 1, ...)')
     parser.add_argument('--budget', type=int, default=None, help='labels per iteration')
     parser.add_argument('--iterations', type=int, default=None)
-    parser.add_argument('--epochs', type=int, default=None, help='training epochs (default 15, the fast protocol)')
+    parser.add_argument(
+        '--epochs', type=int, default=None, help=f'training epochs (default {DEFAULT_EPOCHS}; the fast protocol has 15)'
+    )
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help=f'training batch size (default {DEFAULT_BATCH_SIZE}; the fast protocol has 10)',
+    )
     parser.add_argument('--md-steps', type=int, default=None)
     parser.add_argument(
         '--target-force-rmse',
@@ -563,7 +614,7 @@ def parse_arguments(argv=None):
         '--merge', type=pathlib.Path, nargs='+', default=None, help='merge the JSON results of --only-seed runs'
     )
     args = parser.parse_args(argv)
-    for name in ('seeds', 'budget', 'iterations', 'epochs', 'md_steps'):
+    for name in ('seeds', 'budget', 'iterations', 'epochs', 'batch_size', 'md_steps'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {value}')
@@ -622,7 +673,7 @@ def main(argv=None) -> int:
                 if labels.ok(key, frames[key]):
                     start_keys.append(key)
                     break
-        trainer = Trainer(work, labels, frames, test_file.resolve(), cfg['epochs'])
+        trainer = Trainer(work, labels, frames, test_file.resolve(), cfg['epochs'], cfg['batch_size'])
         results = {
             'settings': {**cfg, 'plan': [list(entry) for entry in cfg['plan']]},
             'pool_size': len(pool),
@@ -656,6 +707,7 @@ def main(argv=None) -> int:
             'unique_pool_labels': len(statuses),
             'failed_pool_labels': sum(status != 'ok' for status in statuses),
             'mean_label_seconds': float(np.mean([r['wall_time_s'] for r in labels.records.values()])),
+            'cpu_seconds': cpu_seconds(),
             'load_average': os.getloadavg(),
         }
         output.write_text(json.dumps(results, indent=1))
