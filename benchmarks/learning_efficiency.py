@@ -560,6 +560,46 @@ def plot(summary: dict, path: pathlib.Path, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------ main
+def merge_results(paths: list[pathlib.Path]) -> dict:
+    """Join the JSON results of single-seed runs (``--only-seed``) into one."""
+    merged = None
+    for path in paths:
+        part = json.loads(path.read_text())
+        if merged is None:
+            merged = {**part, 'settings': {**part['settings'], 'seeds': []}, 'curves': {}, 'cost': {}}
+        merged['settings']['seeds'] += part['settings']['seeds']
+        merged['cost'][path.name] = part.get('cost')
+        for strategy, runs in part['curves'].items():
+            merged['curves'].setdefault(strategy, {}).update(runs)
+    return merged
+
+
+def run_seed_processes(argv: list[str], seeds: list[int], work: pathlib.Path, jobs: int) -> dict:
+    """Run every seed as its own process of this script (at most ``jobs`` at once), after the parent has built the
+    shared caches (MD, test set, starting labels); return the load averages seen while they ran."""
+    import subprocess
+
+    base = [sys.executable, str(pathlib.Path(__file__).resolve()), *argv, '--jobs', '1']
+    waiting, running, loads = list(seeds), {}, []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            seed = waiting.pop(0)
+            command = [*base, '--only-seed', str(seed), '--output', str(work / f'results_seed{seed}.json')]
+            log = (work / f'seed{seed}.log').open('w')
+            running[seed] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
+            LOG.info('seed %d: process %d, log %s', seed, running[seed][0].pid, log.name)
+        time.sleep(30)
+        loads.append(os.getloadavg()[0])
+        for seed, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[seed]
+                if process.returncode:
+                    raise RuntimeError(f'seed {seed} failed with exit status {process.returncode}: see {log.name}')
+                LOG.info('seed %d finished', seed)
+    return {'load_average_1min': {'min': min(loads), 'mean': float(np.mean(loads)), 'max': max(loads), 'n': len(loads)}}
+
+
 def cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (user + system)."""
     import resource
@@ -611,10 +651,16 @@ def parse_arguments(argv=None):
         '--only-seed', type=int, default=None, help='run this one seed (to run seeds as parallel processes)'
     )
     parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='run the seeds as this many parallel processes (after the shared MD, test set and starting labels)',
+    )
+    parser.add_argument(
         '--merge', type=pathlib.Path, nargs='+', default=None, help='merge the JSON results of --only-seed runs'
     )
     args = parser.parse_args(argv)
-    for name in ('seeds', 'budget', 'iterations', 'epochs', 'batch_size', 'md_steps'):
+    for name in ('seeds', 'budget', 'iterations', 'epochs', 'batch_size', 'md_steps', 'jobs'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {value}')
@@ -639,16 +685,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     output = args.output or work / 'results.json'
     if args.merge:
-        merged = None
-        for path in args.merge:
-            part = json.loads(path.read_text())
-            if merged is None:
-                merged = {**part, 'settings': {**part['settings'], 'seeds': []}, 'cost': {}}
-            merged['settings']['seeds'] += part['settings']['seeds']
-            merged['cost'][path.name] = part.get('cost')
-            for strategy, runs in part['curves'].items():
-                merged['curves'].setdefault(strategy, {}).update(runs)
-        output.write_text(json.dumps(merged, indent=1))
+        output.write_text(json.dumps(merge_results(args.merge), indent=1))
     elif not args.report_only:
         from ase.io import write
 
@@ -660,7 +697,8 @@ def main(argv=None) -> int:
         test_keys = [f'test/{key}' for key in test]
         test_ok = [key for key in test_keys if labels.ok(key, frames[key])]
         test_file = args.test_set or work / 'test_set.extxyz'
-        write(test_file, [labels.labelled_atoms(key, frames[key]) for key in test_ok], format='extxyz')
+        if args.only_seed is None or not test_file.is_file():  # seed processes started by --jobs share the parent's
+            write(test_file, [labels.labelled_atoms(key, frames[key]) for key in test_ok], format='extxyz')
         LOG.info('test set: %d frames (%d failed SCF) in %s', len(test_ok), len(test_keys) - len(test_ok), test_file)
         pool_keys = list(pool)
         # one frame of every pool run, the middle one, is the starting set of every strategy and seed
@@ -673,6 +711,17 @@ def main(argv=None) -> int:
                 if labels.ok(key, frames[key]):
                     start_keys.append(key)
                     break
+        if args.jobs > 1 and args.only_seed is None and len(cfg['seeds']) > 1:
+            cost = run_seed_processes(argv if argv is not None else sys.argv[1:], cfg['seeds'], work, args.jobs)
+            merged = merge_results([work / f'results_seed{seed}.json' for seed in cfg['seeds']])
+            merged['cost']['all'] = {
+                'md_seconds': md_seconds,
+                'wall_seconds': time.perf_counter() - start,
+                'cpu_seconds': cpu_seconds(),
+                **cost,
+            }
+            output.write_text(json.dumps(merged, indent=1))
+            return report(args, output)
         trainer = Trainer(work, labels, frames, test_file.resolve(), cfg['epochs'], cfg['batch_size'])
         results = {
             'settings': {**cfg, 'plan': [list(entry) for entry in cfg['plan']]},
@@ -711,6 +760,10 @@ def main(argv=None) -> int:
             'load_average': os.getloadavg(),
         }
         output.write_text(json.dumps(results, indent=1))
+    return report(args, output)
+
+
+def report(args, output: pathlib.Path) -> int:
     results = json.loads(output.read_text())
     summary = summarise(results, args.target_force_rmse)
     print(markdown(summary, results))
