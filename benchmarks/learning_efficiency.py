@@ -16,14 +16,20 @@ the project's own code):
 4. **Strategies** (``aiida_sianode.selection.strategies``): ``trust`` (committee of two, candidates above the lower
    trust level, most uncertain first; the lower level is calibrated from the labels, as ``trust: auto`` does),
    ``maxvol`` and ``direct`` (on the MACE descriptors of the current model), and ``random``; each with 3 seeds
-   (the seed of the model's training, and of random's picks), ``--budget`` labels per iteration.
+   (the seed of the model's training, and of random's picks), ``--budget`` labels per iteration and at most
+   ``MAX_PER_RUN`` (2, the campaign protocol's ``max_per_run``) from one MD run, so that they differ only in what
+   they pick. A strategy's candidates are the pool frames it has not labelled and has not itself seen fail: not the
+   shared cache's failures, which depend on the order the strategies and seeds ran in.
 5. **Training**: the project's training engine (:func:`aiida_sianode.engines.train.run_training`, the ``fast``
-   protocol of ``train.yaml``), from scratch after every iteration; its test metrics are the test set's RMSEs.
+   model of ``train.yaml`` with batch 2 and 40 epochs, so that a model fits its few frames), from scratch after
+   every iteration; its test metrics are the test set's RMSEs.
 
 Everything is cached under ``--work-dir`` (MD frames, labels, trained models): a rerun continues where a killed one
-stopped. Results go to ``--output`` (JSON) and ``--plot`` (PNG); ``--report`` prints the Markdown tables.
+stopped. Results go to ``--output`` (JSON) and ``--plot`` (PNG); ``--report-only`` prints the Markdown tables
+again. ``--jobs 3`` runs the three seeds as parallel processes once the shared MD, test set and starting labels
+exist, and merges their results.
 
-    OMP_NUM_THREADS=1 python benchmarks/learning_efficiency.py --quick
+    OMP_NUM_THREADS=1 python benchmarks/learning_efficiency.py --quick --jobs 3
 """
 
 from __future__ import annotations
