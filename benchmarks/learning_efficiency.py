@@ -16,14 +16,20 @@ the project's own code):
 4. **Strategies** (``aiida_sianode.selection.strategies``): ``trust`` (committee of two, candidates above the lower
    trust level, most uncertain first; the lower level is calibrated from the labels, as ``trust: auto`` does),
    ``maxvol`` and ``direct`` (on the MACE descriptors of the current model), and ``random``; each with 3 seeds
-   (the seed of the model's training, and of random's picks), ``--budget`` labels per iteration.
+   (the seed of the model's training, and of random's picks), ``--budget`` labels per iteration and at most
+   ``MAX_PER_RUN`` (2, the campaign protocol's ``max_per_run``) from one MD run, so that they differ only in what
+   they pick. A strategy's candidates are the pool frames it has not labelled and has not itself seen fail: not the
+   shared cache's failures, which depend on the order the strategies and seeds ran in.
 5. **Training**: the project's training engine (:func:`aiida_sianode.engines.train.run_training`, the ``fast``
-   protocol of ``train.yaml``), from scratch after every iteration; its test metrics are the test set's RMSEs.
+   model of ``train.yaml`` with batch 2 and 40 epochs, so that a model fits its few frames), from scratch after
+   every iteration; its test metrics are the test set's RMSEs.
 
 Everything is cached under ``--work-dir`` (MD frames, labels, trained models): a rerun continues where a killed one
-stopped. Results go to ``--output`` (JSON) and ``--plot`` (PNG); ``--report`` prints the Markdown tables.
+stopped. Results go to ``--output`` (JSON) and ``--plot`` (PNG); ``--report-only`` prints the Markdown tables
+again. ``--jobs 3`` runs the three seeds as parallel processes once the shared MD, test set and starting labels
+exist, and merges their results.
 
-    OMP_NUM_THREADS=1 python benchmarks/learning_efficiency.py --quick
+    OMP_NUM_THREADS=1 python benchmarks/learning_efficiency.py --quick --jobs 3
 """
 
 from __future__ import annotations
@@ -66,6 +72,11 @@ PLAN_FULL = [
 ]
 #: the lower trust level until the committee is calibrated (the campaign protocol's fixed level, eV/Å)
 FIXED_LOWER = 0.05
+#: at most this many picks from one MD run per iteration, for every strategy (the campaign protocol's max_per_run)
+MAX_PER_RUN = 2
+#: training per label (the engine's batch size and epochs; see learning_efficiency.md, "Training" for the check)
+DEFAULT_EPOCHS = 40
+DEFAULT_BATCH_SIZE = 2
 TEST_SEED_OFFSET = 1000
 LOG = logging.getLogger('learning_efficiency')
 
@@ -81,7 +92,9 @@ def settings_for(args) -> dict:
         'test_interval': 100 if quick else 200,
         'budget': args.budget or (5 if quick else 10),
         'iterations': args.iterations or (3 if quick else 6),
-        'epochs': args.epochs or 15,
+        'epochs': args.epochs or DEFAULT_EPOCHS,
+        'batch_size': args.batch_size or DEFAULT_BATCH_SIZE,
+        'max_per_run': MAX_PER_RUN,
         'seeds': list(range(args.seeds)),
         'strategies': list(args.strategies),
     }
@@ -216,7 +229,7 @@ def xtb_parameters() -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- training
-def train_parameters(epochs: int) -> dict:
+def train_parameters(epochs: int, batch_size: int) -> dict:
     from aiida_sianode.protocols import load_protocol_file, recursive_merge
 
     protocol = load_protocol_file('train')
@@ -224,6 +237,7 @@ def train_parameters(epochs: int) -> dict:
         protocol['default_inputs']['train']['parameters'], protocol['protocols']['fast']['train']['parameters']
     )
     parameters['max_num_epochs'] = epochs
+    parameters['batch_size'] = batch_size
     parameters['patience'] = epochs  # no early stop: the validation frames are the training frames
     return parameters
 
@@ -231,12 +245,14 @@ def train_parameters(epochs: int) -> dict:
 class Trainer:
     """Trains MACE models with the training engine; a model is cached by its frames, seed and parameters."""
 
-    def __init__(self, work: pathlib.Path, labels: Labels, frames: dict, test_file: pathlib.Path, epochs: int):
+    def __init__(
+        self, work: pathlib.Path, labels: Labels, frames: dict, test_file: pathlib.Path, epochs: int, batch_size: int
+    ):
         self.work = work / 'train'
         self.labels = labels
         self.frames = frames
         self.test_file = test_file
-        self.parameters = train_parameters(epochs)
+        self.parameters = train_parameters(epochs, batch_size)
         self.trained = 0
         self.seconds = 0.0
 
@@ -278,11 +294,23 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------------------------------- selection
-def selection_settings(strategy: str, budget: int, seed: int, lower: float) -> dict:
+def selection_settings(strategy: str, budget: int, seed: int, lower: float, pool_size: int) -> dict:
     from aiida_sianode.campaign_spec import SelectionSettings
 
+    extra = {}
+    if strategy == 'direct':
+        # `budget` clusters, and every frame of them in the stratified order (the nearest of each cluster, then the
+        # second nearest, ...), so that the per-run cap can pass over a frame and still find `budget` picks
+        extra = {'n_clusters': budget, 'k_per_cluster': max(pool_size, 1)}
     return SelectionSettings(
-        strategy=strategy, max_total=budget, seed=seed, lower=lower, upper=None, order='descending'
+        strategy=strategy,
+        max_total=budget,
+        max_per_run=MAX_PER_RUN,
+        seed=seed,
+        lower=lower,
+        upper=None,
+        order='descending',
+        **extra,
     ).model_dump()
 
 
@@ -316,12 +344,12 @@ def order_frames(strategy, candidates, labelled, frames, models, seed, iteration
     runs = sorted({frames[key].info['run'] for key in candidates})
     groups = np.array([runs.index(frames[key].info['run']) for key in candidates], dtype=int)
     element_numbers = [14]
-    settings = selection_settings(strategy, budget, 1000 * seed + iteration, lower)
     deviation = np.zeros(len(candidates))
     positions = np.arange(len(candidates))
     if strategy == 'trust':
         deviation, _ = committee_deviations(models, atoms_list)
         positions = np.flatnonzero(classify_frames(deviation, lower, None) == CANDIDATE)
+    settings = selection_settings(strategy, budget, 1000 * seed + iteration, lower, len(positions))
     cache: dict = {}
 
     def per_atom():
@@ -338,7 +366,18 @@ def order_frames(strategy, candidates, labelled, frames, models, seed, iteration
         training_per_atom=lambda: descriptors(models[0], [frames[key] for key in labelled]),
     )
     picks = pick(strategy, pool, settings)
-    return [int(positions[p]) for p in picks.order], deviation, picks.details
+    return [int(positions[p]) for p in picks.order], deviation, picks.details, groups
+
+
+def candidate_keys(pool_keys: list[str], labelled: list[str], failed: set[str]) -> list[str]:
+    """The pool frames a strategy may pick: those it has neither labelled nor seen fail itself.
+
+    Not the shared label cache's failures: which frames the cache knows depends on what other strategies, seeds and
+    earlier (killed) runs happened to label first, and one frame more or less in the pool moves DIRECT's
+    standardisation, principal components and clusters, so its picks would depend on the order things ran in.
+    """
+    taken = set(labelled) | failed
+    return [key for key in pool_keys if key not in taken]
 
 
 def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer, initial):
@@ -361,6 +400,7 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
     yield history
     pairs_d: list[float] = []
     pairs_e: list[float] = []
+    failed_keys: set[str] = set()
     for iteration in range(1, cfg['iterations'] + 1):
         tick = time.perf_counter()
         lower, scale = FIXED_LOWER, None
@@ -368,24 +408,25 @@ def run_strategy(strategy, seed, cfg, start, pool_keys, frames, labels, trainer,
             calibration = fit_calibration(pairs_d, pairs_e)
             lower, _ = auto_trust_levels(calibration, 0.1, 1.0, 'scale')
             scale = calibration.scale
-        taken = set(labelled)
-        candidates = [
-            key for key in pool_keys if key not in taken and labels.records.get(key, {}).get('status') in (None, 'ok')
-        ]
+        candidates = candidate_keys(pool_keys, labelled, failed_keys)
         models = [model, partner] if strategy == 'trust' else [model]
-        order, deviation, details = order_frames(
+        order, deviation, details, groups = order_frames(
             strategy, candidates, labelled, frames, models, seed, iteration, cfg['budget'], lower
         )
         select_seconds = time.perf_counter() - tick
-        new, failed = [], 0
+        new, failed, per_run = [], 0, {}
         for position in order:
             if len(new) == cfg['budget']:
                 break
+            if per_run.get(groups[position], 0) >= cfg['max_per_run']:
+                continue
             key = candidates[position]
             if labels.ok(key, frames[key]):
                 new.append((key, position))
+                per_run[groups[position]] = per_run.get(groups[position], 0) + 1
             else:
                 failed += 1
+                failed_keys.add(key)
         info = {
             'candidates': len(order),
             'failed_labels': failed,
@@ -525,6 +566,54 @@ def plot(summary: dict, path: pathlib.Path, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------ main
+def merge_results(paths: list[pathlib.Path]) -> dict:
+    """Join the JSON results of single-seed runs (``--only-seed``) into one."""
+    merged = None
+    for path in paths:
+        part = json.loads(path.read_text())
+        if merged is None:
+            merged = {**part, 'settings': {**part['settings'], 'seeds': []}, 'curves': {}, 'cost': {}}
+        merged['settings']['seeds'] += part['settings']['seeds']
+        merged['cost'][path.name] = part.get('cost')
+        for strategy, runs in part['curves'].items():
+            merged['curves'].setdefault(strategy, {}).update(runs)
+    return merged
+
+
+def run_seed_processes(argv: list[str], seeds: list[int], work: pathlib.Path, jobs: int) -> dict:
+    """Run every seed as its own process of this script (at most ``jobs`` at once), after the parent has built the
+    shared caches (MD, test set, starting labels); return the load averages seen while they ran."""
+    import subprocess
+
+    base = [sys.executable, str(pathlib.Path(__file__).resolve()), *argv, '--jobs', '1']
+    waiting, running, loads = list(seeds), {}, []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            seed = waiting.pop(0)
+            command = [*base, '--only-seed', str(seed), '--output', str(work / f'results_seed{seed}.json')]
+            log = (work / f'seed{seed}.log').open('w')
+            running[seed] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
+            LOG.info('seed %d: process %d, log %s', seed, running[seed][0].pid, log.name)
+        time.sleep(30)
+        loads.append(os.getloadavg()[0])
+        for seed, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[seed]
+                if process.returncode:
+                    raise RuntimeError(f'seed {seed} failed with exit status {process.returncode}: see {log.name}')
+                LOG.info('seed %d finished', seed)
+    return {'load_average_1min': {'min': min(loads), 'mean': float(np.mean(loads)), 'max': max(loads), 'n': len(loads)}}
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='32-atom cells, 5 runs, budget 5 x 3 iterations')
@@ -539,7 +628,15 @@ def parse_arguments(argv=None):
     parser.add_argument('--seeds', type=int, default=3, help='number of seeds (0, 1, ...)')
     parser.add_argument('--budget', type=int, default=None, help='labels per iteration')
     parser.add_argument('--iterations', type=int, default=None)
-    parser.add_argument('--epochs', type=int, default=None, help='training epochs (default 15, the fast protocol)')
+    parser.add_argument(
+        '--epochs', type=int, default=None, help=f'training epochs (default {DEFAULT_EPOCHS}; the fast protocol has 15)'
+    )
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help=f'training batch size (default {DEFAULT_BATCH_SIZE}; the fast protocol has 10)',
+    )
     parser.add_argument('--md-steps', type=int, default=None)
     parser.add_argument(
         '--target-force-rmse',
@@ -560,10 +657,16 @@ def parse_arguments(argv=None):
         '--only-seed', type=int, default=None, help='run this one seed (to run seeds as parallel processes)'
     )
     parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='run the seeds as this many parallel processes (after the shared MD, test set and starting labels)',
+    )
+    parser.add_argument(
         '--merge', type=pathlib.Path, nargs='+', default=None, help='merge the JSON results of --only-seed runs'
     )
     args = parser.parse_args(argv)
-    for name in ('seeds', 'budget', 'iterations', 'epochs', 'md_steps'):
+    for name in ('seeds', 'budget', 'iterations', 'epochs', 'batch_size', 'md_steps', 'jobs'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {value}')
@@ -588,16 +691,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     output = args.output or work / 'results.json'
     if args.merge:
-        merged = None
-        for path in args.merge:
-            part = json.loads(path.read_text())
-            if merged is None:
-                merged = {**part, 'settings': {**part['settings'], 'seeds': []}, 'cost': {}}
-            merged['settings']['seeds'] += part['settings']['seeds']
-            merged['cost'][path.name] = part.get('cost')
-            for strategy, runs in part['curves'].items():
-                merged['curves'].setdefault(strategy, {}).update(runs)
-        output.write_text(json.dumps(merged, indent=1))
+        output.write_text(json.dumps(merge_results(args.merge), indent=1))
     elif not args.report_only:
         from ase.io import write
 
@@ -609,7 +703,8 @@ def main(argv=None) -> int:
         test_keys = [f'test/{key}' for key in test]
         test_ok = [key for key in test_keys if labels.ok(key, frames[key])]
         test_file = args.test_set or work / 'test_set.extxyz'
-        write(test_file, [labels.labelled_atoms(key, frames[key]) for key in test_ok], format='extxyz')
+        if args.only_seed is None or not test_file.is_file():  # seed processes started by --jobs share the parent's
+            write(test_file, [labels.labelled_atoms(key, frames[key]) for key in test_ok], format='extxyz')
         LOG.info('test set: %d frames (%d failed SCF) in %s', len(test_ok), len(test_keys) - len(test_ok), test_file)
         pool_keys = list(pool)
         # one frame of every pool run, the middle one, is the starting set of every strategy and seed
@@ -622,7 +717,18 @@ def main(argv=None) -> int:
                 if labels.ok(key, frames[key]):
                     start_keys.append(key)
                     break
-        trainer = Trainer(work, labels, frames, test_file.resolve(), cfg['epochs'])
+        if args.jobs > 1 and args.only_seed is None and len(cfg['seeds']) > 1:
+            cost = run_seed_processes(argv if argv is not None else sys.argv[1:], cfg['seeds'], work, args.jobs)
+            merged = merge_results([work / f'results_seed{seed}.json' for seed in cfg['seeds']])
+            merged['cost']['all'] = {
+                'md_seconds': md_seconds,
+                'wall_seconds': time.perf_counter() - start,
+                'cpu_seconds': cpu_seconds(),
+                **cost,
+            }
+            output.write_text(json.dumps(merged, indent=1))
+            return report(args, output)
+        trainer = Trainer(work, labels, frames, test_file.resolve(), cfg['epochs'], cfg['batch_size'])
         results = {
             'settings': {**cfg, 'plan': [list(entry) for entry in cfg['plan']]},
             'pool_size': len(pool),
@@ -656,9 +762,14 @@ def main(argv=None) -> int:
             'unique_pool_labels': len(statuses),
             'failed_pool_labels': sum(status != 'ok' for status in statuses),
             'mean_label_seconds': float(np.mean([r['wall_time_s'] for r in labels.records.values()])),
+            'cpu_seconds': cpu_seconds(),
             'load_average': os.getloadavg(),
         }
         output.write_text(json.dumps(results, indent=1))
+    return report(args, output)
+
+
+def report(args, output: pathlib.Path) -> int:
     results = json.loads(output.read_text())
     summary = summarise(results, args.target_force_rmse)
     print(markdown(summary, results))

@@ -90,3 +90,44 @@ def test_bad_input_is_refused(pool, kwargs, message):
         direct_sample(pool[0], **kwargs)
     with pytest.raises(ValueError, match='NaN'):
         direct_sample(np.array([[np.nan, 1.0]]), n_clusters=1)
+
+
+def test_direct_picks_repeat_on_float32_mace_descriptors(tiny_mace_model):
+    """The benchmark's path: float32 MACE descriptors computed twice are identical, and DIRECT, run twice through
+    the strategy table with the per-run cap, picks the same frames in the same order."""
+    from ase.build import bulk
+    from mace.calculators import MACECalculator
+
+    from aiida_sianode.campaign_spec import SelectionSettings
+    from aiida_sianode.selection.descriptors import mace_descriptors
+    from aiida_sianode.selection.strategies import Pool, pick
+    from aiida_sianode.selection.trust import cap_selection
+
+    frames = []
+    for index in range(12):
+        atoms = bulk('Si', 'diamond', a=5.3 + 0.03 * index, cubic=True)
+        atoms.rattle(0.05 + 0.01 * index, seed=index)
+        frames.append(atoms)
+    groups = np.arange(12) // 4  # three "MD runs" of four frames
+    path = tiny_mace_model(atomic_numbers=(14,))
+    settings = SelectionSettings(
+        strategy='direct', max_total=4, max_per_run=2, n_clusters=4, k_per_cluster=12, upper=None
+    ).model_dump()
+    orders, blocks = [], []
+    for _ in range(2):
+        calculator = MACECalculator(model_paths=str(path), device='cpu', default_dtype='float32')
+        per_atom = mace_descriptors(frames, calculator)
+        blocks.append(per_atom)
+        pool = Pool(
+            deviation=np.zeros(12), groups=groups, per_atom=lambda d=per_atom: d, numbers=list, element_numbers=[14]
+        )
+        picks = pick('direct', pool, settings)
+        assert picks.details['n_clusters'] == 4
+        orders.append(picks.order)
+    for first, second in zip(*blocks, strict=True):
+        np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(orders[0], orders[1])
+    # the stratified order holds every frame once; the cap then keeps 4 frames, at most 2 per run
+    assert sorted(orders[0].tolist()) == list(range(12))
+    kept = cap_selection(orders[0], groups, max_per_group=2, max_total=4)
+    assert len(kept) == 4 and np.bincount(groups[kept]).max() <= 2
