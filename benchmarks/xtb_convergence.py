@@ -173,8 +173,17 @@ def run_frames(path, settings: dict[str, dict], systems=None, log=None) -> list[
             if systems and system not in systems:
                 continue
             for name, values in settings.items():
-                record = {'settings': name, 'system': system, 'temperature_k': temperature, 'frame': index}
-                records.append(_label_and_record(atoms.copy(), values, workdir, {**record, 'source': 'md'}, log))
+                # ``index``/``cell`` (when the file has them) name the frame's place in the original file and its start
+                # cell, so logs of one file labelled in several orders (or split between processes) can be merged.
+                record = {
+                    'settings': name,
+                    'system': system,
+                    'temperature_k': temperature,
+                    'frame': int(atoms.info.get('index', index)),
+                    'cell': atoms.info.get('cell'),
+                    'source': 'md',
+                }
+                records.append(_label_and_record(atoms.copy(), values, workdir, record, log))
     return records
 
 
@@ -224,6 +233,12 @@ def main() -> None:
     settings = parameter_sets(arguments.settings, arguments.plain_temperature)
     if arguments.from_log:
         records = [json.loads(line) for path in arguments.from_log for line in open(path) if line.strip()]
+        # The same frame labelled twice with the same settings (by two processes) counts once.
+        unique = {}
+        for record in records:
+            key = (record['settings'], record['system'], record['temperature_k'], record['frame'], record.get('source'))
+            unique.setdefault(key, record)
+        records = list(unique.values())
         print(table(records, settings, arguments.temperatures))
         return
     load_before = os.getloadavg()
