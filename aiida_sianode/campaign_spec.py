@@ -76,19 +76,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid', frozen=True)
 
 
+class PresampleSource(_Strict):
+    """A LAMMPS melt-quench (:class:`~aiida_sianode.workflows.presample.PresampleWorkChain`) per seed.
+
+    ``a-c``: Tersoff, density kept; ``a-si``: Stillinger-Weber (VBWM), NPT quench. The melt-quenched structure is the
+    work chain's output, so the campaign's starting structure records how it was made.
+    """
+
+    material: Literal['a-si', 'a-c'] = Field(description='a-si (Stillinger-Weber) or a-c (Tersoff).')
+    natoms: int = Field(64, ge=2, description='Atoms in the random starting cell.')
+    density: float | None = Field(None, gt=0, description='Starting density in g/cm^3 [a-si 2.28, a-c 2.5].')
+    protocol: Literal['fast', 'balanced', 'stringent'] = Field(
+        'balanced', description='Quench rate: fast 100 K/ps, balanced 10 K/ps, stringent 1 K/ps.'
+    )
+    quench_rate: float | None = Field(None, gt=0, description="Quench rate in K/ps, over the protocol's.")
+    code: str = Field('lammps@localhost', description='The LAMMPS code (`aiida-sianode setup` makes lammps@localhost).')
+
+    def random_cell(self) -> dict:
+        from aiida_sianode.structures.melt_quench import presample_random_cell
+
+        return presample_random_cell(self.material, self.natoms, self.density)
+
+
 class StructureSource(_Strict):
-    """One entry of ``structures``: a builder with parameters and seeds, or a file (all frames) readable by ASE."""
+    """One entry of ``structures``: a builder with parameters and seeds, a file (all frames) readable by ASE, or a
+    LAMMPS melt-quench (``presample``) per seed."""
 
     builder: str | None = Field(None, description='Kind of builder in aiida_sianode.structures.BUILDERS.')
     parameters: dict[str, Any] = Field(default_factory=dict, description='Keyword arguments of the builder.')
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description='One structure per seed.')
     file: str | None = Field(None, description='Path of a structure file, relative to the spec file.')
     index: str = Field(':', description='ASE index of the frames to read from `file`.')
+    presample: PresampleSource | None = Field(None, description='A melt-quenched a-Si or a-C cell per seed.')
 
     @model_validator(mode='after')
     def _one_source(self):
-        if (self.builder is None) == (self.file is None):
-            raise ValueError('give exactly one of `builder` or `file`')
+        if sum(item is not None for item in (self.builder, self.file, self.presample)) != 1:
+            raise ValueError('give exactly one of `builder`, `file` or `presample`')
+        if self.presample is not None:
+            from aiida_sianode.structures.melt_quench import check_random_cell
+
+            for seed in self.seeds:
+                if not 1 <= seed <= 900_000_000:
+                    raise ValueError(f"a presample seed seeds LAMMPS's velocities: 1 to 900000000, got {seed}")
+                check_random_cell(self.presample.random_cell(), seed)
         if self.builder is not None:
             from aiida_sianode.structures import BUILDERS, resolve_parameters
 
@@ -345,6 +376,9 @@ def build_structures(sources: list[StructureSource], base: pathlib.Path) -> dict
             for seed in entry.seeds:
                 name = f'{entry.builder}_{number:02d}_seed{seed}'.replace('-', '_')
                 structures[name] = store_structure(entry.builder, entry.parameters, seed)
+        elif entry.presample is not None:
+            for seed in entry.seeds:
+                structures[_presample_name(entry, number, seed)] = run_presample(entry.presample, seed)
         else:
             frames = read(base / entry.file, index=entry.index)
             frames = frames if isinstance(frames, list) else [frames]
@@ -354,6 +388,53 @@ def build_structures(sources: list[StructureSource], base: pathlib.Path) -> dict
                 structure.base.extras.set_many({'sianode_source_file': entry.file, 'sianode_source_frame': index})
                 structures[f'{stem}_{index:03d}'] = structure
     return structures
+
+
+def presample_codes(spec: CampaignSpec) -> list[str]:
+    """The LAMMPS codes of the spec's ``presample`` structures, each once, in order."""
+    entries = [*spec.structures, *(spec.explore_structures or []), *(spec.test_structures or [])]
+    return list(dict.fromkeys(entry.presample.code for entry in entries if entry.presample is not None))
+
+
+def _presample_name(entry: StructureSource, number: int, seed: int) -> str:
+    return f'presample_{entry.presample.material}_{number:02d}_seed{seed}'.replace('-', '_')
+
+
+def run_presample(source: PresampleSource, seed: int):
+    """Run the melt-quench of ``source`` with ``seed`` here (LAMMPS through AiiDA) and return its output structure.
+
+    :raises ValueError: the code is missing, or the work chain failed (its exit status and message).
+    """
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+    from aiida.engine import run_get_node
+
+    from aiida_sianode.structures.melt_quench import PRESAMPLE_MATERIALS
+    from aiida_sianode.workflows.presample import PresampleWorkChain
+
+    try:
+        code = orm.load_code(source.code)
+    except (NotExistent, MultipleObjectsError, ValueError):
+        raise ValueError(
+            f'presample: no code `{source.code}` (`aiida-sianode setup` creates lammps@localhost)'
+        ) from None
+    overrides: dict[str, Any] = {'seed': seed}
+    if source.quench_rate is not None:
+        overrides['quench'] = {'rate': source.quench_rate}
+    builder = PresampleWorkChain.get_builder_from_protocol(
+        code,
+        protocol=source.protocol,
+        overrides=overrides,
+        potential=PRESAMPLE_MATERIALS[source.material]['potential'],
+        random_cell=source.random_cell(),
+    )
+    _, node = run_get_node(builder)
+    if not node.is_finished_ok:
+        raise ValueError(
+            f'presample {source.material} (seed {seed}): PresampleWorkChain<{node.pk}> failed with exit status '
+            f'{node.exit_status}: {node.exit_message}'
+        )
+    return node.outputs.structure
 
 
 #: The protocol file of each labeler (``aiida_sianode/protocols/label_<name>.yaml``).
@@ -434,6 +515,16 @@ def _planned(sources: list[StructureSource], section: str, base: pathlib.Path, p
                     problems.append(f'{section}[{number}] ({entry.builder}, seed {seed}): {error}')
                     continue
                 planned.append(PlannedStructure(section, name, entry.builder, seed, atoms))
+        elif entry.presample is not None:
+            # the random starting cell, built as the melt-quench builds it: same composition and count, its density
+            # (kept through a-C's quench; a-Si's NPT quench finds its own)
+            from aiida_sianode.structures.melt_quench import random_cell_request
+
+            kind, parameters = random_cell_request(entry.presample.random_cell())
+            for seed in entry.seeds:
+                atoms = build(kind, parameters, seed)
+                source = f'presample {entry.presample.material}'
+                planned.append(PlannedStructure(section, _presample_name(entry, number, seed), source, seed, atoms))
         else:
             try:
                 frames = read(base / entry.file, index=entry.index)

@@ -99,7 +99,16 @@ def test_the_campaign_protocol_is_the_one_source_of_settings():
         ({'exploration': {'temperatures': [-5]}}, 'temperatures must be positive'),
         ({'exploration': {'pressures': [50]}}, 'at most 10 GPa'),
         ({'exploration': {'pressures': [1.0]}}, 'only used by NPT ensembles'),
-        ({'structures': [{'builder': 'si-crystal', 'file': 'x.xyz'}]}, 'exactly one of `builder` or `file`'),
+        (
+            {'structures': [{'builder': 'si-crystal', 'file': 'x.xyz'}]},
+            'exactly one of `builder`, `file` or `presample`',
+        ),
+        (
+            {'structures': [{'presample': {'material': 'a-ge'}}]},
+            "structures.0.presample.material: Input should be 'a-si'",
+        ),
+        ({'structures': [{'presample': {'material': 'a-c'}, 'seeds': [0]}]}, "LAMMPS's velocities: 1 to 900000000"),
+        ({'structures': [{'presample': {'material': 'a-c', 'density': 9.0}, 'seeds': [1]}]}, 'density'),
         ({'structures': [{'builder': 'unobtainium'}]}, 'unknown builder `unobtainium`'),
         ({'structures': [{'builder': 'si-crystal', 'parameters': {'sise': 2}}]}, 'sise'),
         ({'structures': []}, 'structures: List should have at least 1 item'),
@@ -123,3 +132,47 @@ def test_missing_file_and_bad_yaml(tmp_path):
     missing.write_text(yaml.safe_dump({**MINIMAL, 'structures': [{'file': 'cells.extxyz'}]}))
     with pytest.raises(SpecError, match=r'structure file `cells\.extxyz` not found'):
         load_spec(missing)
+
+
+PRESAMPLE = {'presample': {'material': 'a-c', 'natoms': 16, 'density': 2.0, 'protocol': 'fast'}, 'seeds': [3, 4]}
+
+
+def test_presample_entries_are_planned_from_their_random_start():
+    """A `presample` entry: one melt-quench per seed; the dry run plans its random starting cell (no LAMMPS)."""
+    from aiida_sianode.campaign_spec import preflight, presample_codes
+
+    spec = parse_spec({**MINIMAL, 'structures': [PRESAMPLE]})
+    assert presample_codes(spec) == ['lammps@localhost']
+    planned = preflight(spec)
+    assert [item.name for item in planned] == ['presample_a_c_00_seed3', 'presample_a_c_00_seed4']
+    for item in planned:
+        assert item.source == 'presample a-c'
+        assert item.atoms.get_chemical_formula() == 'C16'
+        assert item.summary()['density_g_cm3'] == pytest.approx(2.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_presample_structure_is_the_melt_quench_output(aiida_profile, lammps_code):
+    """The campaign's starting structure is the PresampleWorkChain's output: 16 C at 2.0 g/cm^3 (a-C keeps it)."""
+    from aiida import orm
+
+    from aiida_sianode.campaign_spec import build_structures
+    from aiida_sianode.structures.common import mass_density
+    from aiida_sianode.workflows.presample import PresampleWorkChain
+
+    entry = {**PRESAMPLE, 'seeds': [5]}
+    entry['presample'] = {**PRESAMPLE['presample'], 'code': lammps_code.full_label}
+    spec = parse_spec({**MINIMAL, 'structures': [entry]})
+    structures = build_structures(spec.structures, pathlib.Path('.'))
+    assert list(structures) == ['presample_a_c_00_seed5']
+    structure = structures['presample_a_c_00_seed5']
+    atoms = structure.get_ase()
+    assert atoms.get_chemical_formula() == 'C16'
+    assert mass_density(atoms) == pytest.approx(2.0, abs=1e-3)
+    query = orm.QueryBuilder().append(PresampleWorkChain, tag='presample', project=['id'])
+    query.append(orm.StructureData, with_incoming='presample', filters={'id': structure.pk})
+    assert query.count() == 1
+
+    missing = {**entry, 'presample': {**entry['presample'], 'code': 'no-lammps@nowhere'}}
+    with pytest.raises(ValueError, match='no code `no-lammps@nowhere`'):
+        build_structures(parse_spec({**MINIMAL, 'structures': [missing]}).structures, pathlib.Path('.'))

@@ -86,8 +86,10 @@ def test_production_specs_follow_the_papers():
     assert len(shells) == 2
     assert load_spec(WORKFLOWS / 'si_lixsi_ac_vasp.yaml').dataset.allow_mixed is False
     castep = load_spec(WORKFLOWS / 'ac_si_castep.yaml')
-    densities = {entry.parameters['density'] for entry in castep.structures if entry.builder == 'amorphous-carbon'}
+    # a-C over the paper's density range, pre-sampled by LAMMPS Tersoff melt-quenches (seed 000's recipe)
+    densities = {entry.presample.density for entry in castep.structures if entry.presample is not None}
     assert (min(densities), max(densities)) == (1.5, 3.3)
+    assert {entry.presample.material for entry in castep.structures if entry.presample is not None} == {'a-c'}
     # Li at the Si/a-C interface (seed 000's item) in the a-C and composite specs, small and production.
     for name in ('ac_si_xtb.yaml', 'ac_si_castep.yaml', 'si_lixsi_ac_xtb.yaml', 'si_lixsi_ac_vasp.yaml'):
         spec = load_spec(WORKFLOWS / name)

@@ -156,6 +156,7 @@ def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.plugins import WorkflowFactory
 
+    from aiida_sianode.campaign_spec import presample_codes
     from aiida_sianode.workflows.active_learning import LABELER_ENTRY_POINTS, ActiveLearningWorkChain
 
     missing = []
@@ -166,6 +167,11 @@ def check_campaign(spec, spec_path: pathlib.Path, planned) -> dict:
         except (NotExistent, MultipleObjectsError, ValueError):
             codes.append(_stand_in_code(label))
             missing.append(f'code `{label}`')
+    for label in presample_codes(spec):  # the melt-quenches run before the campaign, on this profile's LAMMPS
+        try:
+            orm.load_code(label)
+        except (NotExistent, MultipleObjectsError, ValueError):
+            missing.append(f'code `{label}` (presample)')
     structures = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'structures'}
     explore = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'explore_structures'}
     tests = {item.name: orm.StructureData(ase=item.atoms) for item in planned if item.section == 'test_structures'}
@@ -248,7 +254,7 @@ def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
     from aiida.engine import run_get_node
     from aiida.engine import submit as submit_process
 
-    from aiida_sianode.campaign_spec import SpecError, load_spec, preflight
+    from aiida_sianode.campaign_spec import SpecError, load_spec, preflight, presample_codes
 
     started = time.time()
     try:
@@ -257,7 +263,8 @@ def cmd_run(spec_file, submit, dry_run, output_dir, as_json):
     except SpecError as error:
         fail(str(error), as_json)
     if not dry_run:  # a dry run lists missing codes; a run stops at the first
-        for label in (spec.labeler.code or 'sianode-label@localhost', spec.training.code, spec.exploration.code):
+        codes = (spec.labeler.code or 'sianode-label@localhost', spec.training.code, spec.exploration.code)
+        for label in (*codes, *presample_codes(spec)):
             load_code_or_fail(label, as_json, SETUP_HINT)
     try:
         report = check_campaign(spec, spec_file, planned)

@@ -5,13 +5,8 @@ from __future__ import annotations
 import click
 
 from aiida_sianode.cli.root import JSON_OPTION, cmd_root, echo_info, echo_json, fail, load_code_or_fail
-
-#: What each material starts from: a random cell of this element and density (g/cm^3), atoms at least
-#: ``min_distance`` Å apart, and the default classical potential.
-MATERIALS = {
-    'a-si': {'element': 'Si', 'density': 2.28, 'min_distance': 2.0, 'potential': 'sw-vbwm'},
-    'a-c': {'element': 'C', 'density': 2.5, 'min_distance': 1.3, 'potential': 'tersoff'},
-}
+from aiida_sianode.structures.melt_quench import PRESAMPLE_MATERIALS as MATERIALS
+from aiida_sianode.structures.melt_quench import presample_random_cell
 
 HYBRIDISATION = {2: 'sp', 3: 'sp2', 4: 'sp3'}
 
@@ -112,12 +107,7 @@ def cmd_presample(
     from aiida_sianode.workflows.presample import PresampleWorkChain, check_random_cell
 
     preset = MATERIALS[material]
-    cell = {
-        'element': preset['element'],
-        'natoms': natoms,
-        'density': density if density is not None else preset['density'],
-        'min_distance': preset['min_distance'],
-    }
+    cell = presample_random_cell(material, natoms, density)
     try:
         check_random_cell(cell, seed)
     except ValueError as exception:

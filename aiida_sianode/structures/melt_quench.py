@@ -73,6 +73,25 @@ def melt_quench_schedule(
     }
 
 
+#: The amorphous materials ``aiida-sianode presample`` and a campaign's ``presample`` structures make: a random cell of
+#: this element and density (g/cm^3), atoms at least ``min_distance`` Å apart, and the default classical potential.
+PRESAMPLE_MATERIALS = {
+    'a-si': {'element': 'Si', 'density': 2.28, 'min_distance': 2.0, 'potential': 'sw-vbwm'},
+    'a-c': {'element': 'C', 'density': 2.5, 'min_distance': 1.3, 'potential': 'tersoff'},
+}
+
+
+def presample_random_cell(material: str, natoms: int, density: float | None = None) -> dict:
+    """The ``random_cell`` input of a melt-quench of ``material`` (a key of :data:`PRESAMPLE_MATERIALS`)."""
+    preset = PRESAMPLE_MATERIALS[material]
+    return {
+        'element': preset['element'],
+        'natoms': natoms,
+        'density': density if density is not None else preset['density'],
+        'min_distance': preset['min_distance'],
+    }
+
+
 #: The structure builders (``aiida_sianode.structures``) that make a random starting cell, by element.
 RANDOM_CELL_BUILDERS = {'Si': 'si-random', 'C': 'amorphous-carbon'}
 
