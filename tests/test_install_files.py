@@ -33,11 +33,37 @@ def test_gpaw_siteconfig_names_a_serial_cxx_compiler():
     assert settings['mpi'] is False
 
 
-def test_makefile_gives_pip_the_build_constraints_and_gpaw_its_siteconfig():
+def test_makefile_installs_through_the_shared_script():
+    """`make install` runs requirements/install-engines.sh, the script `computer install-engines` runs remotely."""
     makefile = (REPO / 'Makefile').read_text()
     assert 'export GPAW_CONFIG := $(CURDIR)/requirements/gpaw-siteconfig.py' in makefile
-    assert 'PIP_CONSTRAINT=$(BUILD_CONSTRAINTS)' in makefile
-    assert '$(BIN)/python -m aiida_sianode.selfcheck' in makefile
+    assert "bash requirements/install-engines.sh $(VENV) -e '.[tests,docs,dev]'" in makefile
+
+
+def test_install_script_pins_torch_gives_pip_the_build_constraints_and_gpaw_its_siteconfig(tmp_path):
+    """Run the script against a stand-in `python` that records each call: torch 2.13.0 first, then the package under
+    the lock file with PIP_CONSTRAINT = the build constraints and GPAW_CONFIG = the siteconfig, then the self-check."""
+    import os
+    import subprocess
+
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    record = tmp_path / 'calls.txt'
+    python = venv / 'bin' / 'python'
+    python.write_text(
+        f'#!/bin/bash\necho "GPAW_CONFIG=$GPAW_CONFIG PIP_CONSTRAINT=$PIP_CONSTRAINT ARGS=$*" >> {record}\n'
+    )
+    python.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key not in ('GPAW_CONFIG', 'PIP_CONSTRAINT')}
+    script = REPO / 'requirements' / 'install-engines.sh'
+    subprocess.run(['bash', str(script), str(venv), '-e', '.[tests]'], check=True, env=env, capture_output=True)
+    requirements = REPO / 'requirements'
+    assert record.read_text().splitlines() == [
+        'GPAW_CONFIG= PIP_CONSTRAINT= ARGS=-m pip install --quiet torch==2.13.0',
+        f'GPAW_CONFIG={requirements}/gpaw-siteconfig.py PIP_CONSTRAINT={requirements}/build-constraints.txt '
+        f'ARGS=-m pip install --quiet -c {requirements}/constraints.txt -e .[tests]',
+        'GPAW_CONFIG= PIP_CONSTRAINT= ARGS=-m aiida_sianode.selfcheck',
+    ]
 
 
 def test_gpaw_is_pinned():
