@@ -409,7 +409,6 @@ def run_presample(source: PresampleSource, seed: int):
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.engine import run_get_node
 
-    from aiida_sianode.structures.melt_quench import PRESAMPLE_MATERIALS
     from aiida_sianode.workflows.presample import PresampleWorkChain
 
     try:
@@ -418,15 +417,14 @@ def run_presample(source: PresampleSource, seed: int):
         raise ValueError(
             f'presample: no code `{source.code}` (`aiida-sianode setup` creates lammps@localhost)'
         ) from None
-    overrides: dict[str, Any] = {'seed': seed}
-    if source.quench_rate is not None:
-        overrides['quench'] = {'rate': source.quench_rate}
-    builder = PresampleWorkChain.get_builder_from_protocol(
+    builder = PresampleWorkChain.get_builder_for_material(
         code,
+        source.material,
+        seed=seed,
+        natoms=source.natoms,
+        density=source.density,
         protocol=source.protocol,
-        overrides=overrides,
-        potential=PRESAMPLE_MATERIALS[source.material]['potential'],
-        random_cell=source.random_cell(),
+        quench_rate=source.quench_rate,
     )
     _, node = run_get_node(builder)
     if not node.is_finished_ok:

@@ -106,7 +106,6 @@ def cmd_presample(
     from aiida_sianode.protocols import ProtocolError
     from aiida_sianode.workflows.presample import PresampleWorkChain, check_random_cell
 
-    preset = MATERIALS[material]
     cell = presample_random_cell(material, natoms, density)
     try:
         check_random_cell(cell, seed)
@@ -116,16 +115,17 @@ def cmd_presample(
     load_backend_if_not_loaded()
     code = load_code_or_fail(code_label, as_json)
 
-    overrides = {'seed': seed, 'snapshots': snapshots}
-    if quench_rate is not None:
-        overrides['quench'] = {'rate': quench_rate}
     try:
-        builder = PresampleWorkChain.get_builder_from_protocol(
+        builder = PresampleWorkChain.get_builder_for_material(
             code,
+            material,
+            seed=seed,
+            natoms=natoms,
+            density=density,
             protocol=protocol,
-            overrides=overrides,
-            potential=potential or preset['potential'],
-            random_cell=cell,
+            quench_rate=quench_rate,
+            potential=potential,
+            snapshots=snapshots,
         )
     except (ValueError, ProtocolError) as exception:
         fail(str(exception), as_json)

@@ -317,6 +317,39 @@ class PresampleWorkChain(ProtocolMixin, WorkChain):
     # ---------------------------------------------------------------------------------------------- protocols
 
     @classmethod
+    def get_builder_for_material(
+        cls,
+        code: orm.AbstractCode,
+        material: str,
+        *,
+        seed: int,
+        natoms: int = 64,
+        density: float | None = None,
+        protocol: str | None = None,
+        quench_rate: float | None = None,
+        potential: str | None = None,
+        snapshots: int = 0,
+    ):
+        """Return the builder of a melt-quench of ``material`` (``a-si`` or ``a-c``) from its random cell.
+
+        The material's element, default density, distance floor and potential are those of
+        :data:`aiida_sianode.structures.melt_quench.PRESAMPLE_MATERIALS`; ``quench_rate`` (K/ps) and ``snapshots``
+        go over the protocol's. Used by ``aiida-sianode presample`` and by the ``presample`` entries of a campaign.
+        """
+        from aiida_sianode.structures.melt_quench import PRESAMPLE_MATERIALS, presample_random_cell
+
+        overrides: dict = {'seed': seed, 'snapshots': snapshots}
+        if quench_rate is not None:
+            overrides['quench'] = {'rate': quench_rate}
+        return cls.get_builder_from_protocol(
+            code,
+            protocol=protocol,
+            overrides=overrides,
+            potential=potential or PRESAMPLE_MATERIALS[material]['potential'],
+            random_cell=presample_random_cell(material, natoms, density),
+        )
+
+    @classmethod
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode,
