@@ -4,6 +4,11 @@ The calculation writes the dataset's ``train.extxyz`` / ``valid.extxyz`` (and a 
 ``test_dataset`` input when given, else from the dataset's own test split) and a ``config.json``, and runs
 ``python -m aiida_sianode.engines.train config.json`` (see :mod:`aiida_sianode.engines.train`). The parser
 (:class:`aiida_sianode.parsers.train.TrainParser`) turns the results into a ``PotentialData`` and a ``metrics`` Dict.
+
+A job killed or out of walltime leaves mace's last checkpoint in its folder; the calculation retrieves it (under
+``checkpoints/`` in ``retrieved``; a finished run has removed it, so nothing is kept then), and a new calculation
+given that ``retrieved`` folder as ``parent_checkpoints`` continues the training from it
+(:mod:`aiida_sianode.engines.train`). ``TrainWorkChain`` does this by itself.
 """
 
 from __future__ import annotations
@@ -18,12 +23,31 @@ from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
 from aiida_sianode.engines import train as engine
 
+#: Folder of mace's checkpoints, inside the engine's mace folder and in ``retrieved``.
+CHECKPOINT_FOLDER = 'checkpoints'
+
 
 def validate_parameters(value: orm.Dict, _) -> str | None:
     """Refuse unknown keys and bad values of the training parameters (see ``engine.PARAMETER_SPECS``)."""
     if value is None:
         return None
     return engine.check_parameters(value.get_dict())
+
+
+def checkpoint_names(folder: orm.FolderData) -> list[str]:
+    """Return the names of the mace checkpoint files (``*.pt``) under ``checkpoints/`` in a retrieved folder."""
+    repository = folder.base.repository
+    if CHECKPOINT_FOLDER not in repository.list_object_names():
+        return []
+    return sorted(name for name in repository.list_object_names(CHECKPOINT_FOLDER) if name.endswith('.pt'))
+
+
+def checkpoint_epoch(folder: orm.FolderData) -> int | None:
+    """Return the newest epoch among the checkpoints of a retrieved folder, or ``None`` when it holds none."""
+    import re
+
+    epochs = [int(match.group(1)) for name in checkpoint_names(folder) if (match := re.search(r'_epoch-(\d+)', name))]
+    return max(epochs) if epochs else None
 
 
 def validate_inputs(inputs: dict, _) -> str | None:
@@ -45,6 +69,9 @@ def validate_inputs(inputs: dict, _) -> str | None:
         missing = sorted(set(dataset.elements) - set(e0s))
         if missing:
             return f'`E0s` gives no isolated-atom energy for {", ".join(missing)}, present in the dataset'
+    parent = inputs.get('parent_checkpoints')
+    if parent is not None and not checkpoint_names(parent):
+        return f'parent_checkpoints<{parent.pk}> holds no mace checkpoint under `{CHECKPOINT_FOLDER}/`'
     test_dataset = inputs.get('test_dataset')
     if test_dataset is not None:
         extra = sorted(set(test_dataset.elements) - set(dataset.elements))
@@ -96,6 +123,13 @@ class TrainCalculation(CalcJob):
             valid_type=PotentialData,
             required=False,
             help="Warm start: begin from this model's architecture and weights (mace's --foundation_model).",
+        )
+        spec.input(
+            'parent_checkpoints',
+            valid_type=orm.FolderData,
+            required=False,
+            help='The `retrieved` folder of an interrupted TrainCalculation of the same model: training continues '
+            'from the latest checkpoint in its `checkpoints/` folder.',
         )
         spec.inputs.validator = validate_inputs
         options = spec.inputs['metadata']['options']
@@ -162,6 +196,13 @@ class TrainCalculation(CalcJob):
             model = self.inputs.init_model
             local_copy_list.append((model.uuid, model.filename, WARM_START_FILENAME))
             config['init_model'] = WARM_START_FILENAME
+        if 'parent_checkpoints' in self.inputs:
+            parent = self.inputs.parent_checkpoints
+            folder.get_subfolder(engine.MACE_WORK_DIR, create=True)
+            for name in checkpoint_names(parent):
+                local_copy_list.append(
+                    (parent.uuid, f'{CHECKPOINT_FOLDER}/{name}', f'{engine.MACE_WORK_DIR}/{CHECKPOINT_FOLDER}/{name}')
+                )
         with folder.open(self.CONFIG_FILENAME, 'w', encoding='utf8') as handle:
             json.dump(config, handle, indent=2)
 
@@ -174,7 +215,13 @@ class TrainCalculation(CalcJob):
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [engine.METRICS_FILENAME, engine.LOG_FILENAME, self.STDERR_FILENAME]
+        # mace's checkpoint is left only by a run that did not finish (the engine removes it after saving the model)
+        calcinfo.retrieve_list = [
+            engine.METRICS_FILENAME,
+            engine.LOG_FILENAME,
+            self.STDERR_FILENAME,
+            (f'{engine.MACE_WORK_DIR}/{CHECKPOINT_FOLDER}/*', '.', 2),
+        ]
         # The model and the predictions become output nodes of their own: no second copy in `retrieved`.
         calcinfo.retrieve_temporary_list = [engine.MODEL_FILENAME, engine.PREDICTIONS_FILENAME]
         return calcinfo

@@ -24,6 +24,14 @@ Frames of one atom with ``config_type == 'IsolatedAtom'`` in the training file a
 (E0s, they then take precedence over the ``E0s`` parameter): they are in every training subset and in no error
 metric. Epoch checkpoints are deleted once the model is saved.
 
+**Continuing an interrupted run.** mace keeps the checkpoint of the lowest validation loss so far in
+``mace_run/checkpoints/`` (model, optimiser and scheduler state). When that folder already holds a checkpoint of this
+run (same seed) as the engine starts, which is what the calculation puts there after a job was killed or ran out of
+walltime, training continues from it (mace's ``--restart_latest``): from the checkpoint's epoch to
+``max_num_epochs``, on the same training subset (it is drawn from the seed). The checkpoint's own epoch is trained
+once more (mace restarts its loop there) and the epochs after it that the killed run had trained are lost; the
+metrics record ``resumed_from_epoch``. A checkpoint that cannot be read makes mace start from the beginning.
+
 mace 0.3.16 only stops on ``patience`` in distributed runs, so the engine applies the patience rule itself (stop
 after ``patience`` evaluations without a lower validation loss; the model kept is the one of the lowest validation
 loss) and stops at the first non-finite loss. With ``stage_two`` (mace's "stage two", formerly SWA: other loss
@@ -296,6 +304,25 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ('out of memory' in message or "can't allocate memory" in message)
 
 
+def latest_checkpoint(work_dir: str | pathlib.Path, seed: int) -> tuple[pathlib.Path, int] | None:
+    """Return the newest mace checkpoint of run ``seed`` in ``work_dir/checkpoints`` and its epoch, or ``None``.
+
+    mace names them ``<name>_run-<seed>_epoch-<epoch>.pt`` (``..._swa.pt`` in stage two).
+    """
+    import re
+
+    pattern = re.compile(rf'^{re.escape(MODEL_NAME)}_run-{int(seed)}_epoch-(\d+)(_swa)?\.pt$')
+    found = []
+    for path in (pathlib.Path(work_dir) / 'checkpoints').glob('*.pt'):
+        match = pattern.match(path.name)
+        if match and path.stat().st_size > 0:
+            found.append((int(match.group(1)), match.group(2) is not None, path))
+    if not found:
+        return None
+    epoch, _, path = max(found)
+    return path, epoch
+
+
 def _write_json(path: pathlib.Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=True))
 
@@ -404,6 +431,11 @@ def run_training(config: dict, directory: str | pathlib.Path = '.') -> dict:
         # file is never a multi-head fine-tuning in mace 0.3.16: that needs the pretraining data).
         argv.extend(['--foundation_model', str(directory / init_model)])
         metrics['init_model'] = init_model
+    checkpoint = latest_checkpoint(work_dir, parameters['seed'])
+    if checkpoint is not None:
+        argv.append('--restart_latest')
+        metrics['resumed_from_epoch'] = checkpoint[1]
+        metrics['resumed_from_checkpoint'] = checkpoint[0].name
     metrics['mace_arguments'] = argv
     metrics['loss'] = 'stress' if with_stress else 'weighted'
 

@@ -1,7 +1,9 @@
 """Training work chains: one MACE model with error recovery, and a committee of them.
 
 ``TrainWorkChain`` (``sianode.train``) runs a :class:`~aiida_sianode.calculations.train.TrainCalculation` and
-restarts it when training diverges (the learning rate is halved) or runs out of memory (the batch size is halved).
+restarts it when training diverges (the learning rate is halved) or runs out of memory (the batch size is halved),
+and continues it from mace's last checkpoint when the job was killed or ran out of walltime (the walltime is doubled
+when the interrupted job got no further than the one before it).
 
 ``TrainCommitteeWorkChain`` (``sianode.train_committee``) trains ``committee_size`` members in parallel on the same
 dataset, each with its own seed (and, with ``bootstrap``, its own bootstrap sample of the training split), and
@@ -27,7 +29,7 @@ from aiida.engine import (
 )
 
 from aiida_sianode.analysis.metrics import ERROR_METRIC_KEYS
-from aiida_sianode.calculations.train import TrainCalculation
+from aiida_sianode.calculations.train import TrainCalculation, checkpoint_epoch
 from aiida_sianode.data.dataset import DatasetData
 from aiida_sianode.data.potential import PotentialData
 from aiida_sianode.engines import train as engine
@@ -158,6 +160,37 @@ class TrainWorkChain(ProtocolMixin, BaseRestartWorkChain):
         new = old * self.LEARNING_RATE_FACTOR
         self._set_parameters({'lr': new})
         self.report(f'{node.process_label}<{node.pk}> diverged: lowering the learning rate from {old:g} to {new:g}')
+        return ProcessHandlerReport(True)
+
+    @process_handler(
+        priority=450,
+        exit_codes=[
+            TrainCalculation.exit_codes.ERROR_MISSING_METRICS,
+            TrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
+            TrainCalculation.exit_codes.ERROR_SCHEDULER_NODE_FAILURE,
+        ],
+    )
+    def handle_interrupted(self, node):
+        """The job stopped before the engine finished (killed, out of walltime, node failure): continue from the
+        checkpoint it left, if any; double the walltime when it got no further than the previous try."""
+        retrieved = node.outputs.retrieved if 'retrieved' in node.outputs else None
+        epoch = checkpoint_epoch(retrieved) if retrieved is not None else None
+        previous = self.ctx.get('checkpoint_epoch')
+        made_progress = epoch is not None and (previous is None or epoch > previous)
+        message = f'{node.process_label}<{node.pk}> was interrupted ({node.exit_message})'
+        if epoch is not None:
+            self.ctx.inputs.parent_checkpoints = retrieved
+            self.ctx.checkpoint_epoch = epoch
+            message += f': continuing from its checkpoint of epoch {epoch}'
+        else:
+            message += ' before its first checkpoint: training again from the start'
+        if not made_progress:
+            options = self.ctx.inputs.metadata.options
+            walltime = options.get('max_wallclock_seconds')
+            if walltime:
+                options['max_wallclock_seconds'] = int(walltime) * 2
+                message += f', walltime {walltime} s -> {2 * int(walltime)} s'
+        self.report(message)
         return ProcessHandlerReport(True)
 
     @process_handler(

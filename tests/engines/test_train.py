@@ -358,3 +358,48 @@ def test_engine_refuses_bad_files_before_training(tmp_path, small_frames):
     metrics = engine.run_training(config, tmp_path)
     assert metrics['status'] == engine.STATUS_INVALID_INPUT and '`lr` must be positive' in metrics['error']
     assert engine.main([str(tmp_path / 'missing.json')]) == 2
+
+
+def test_latest_checkpoint_picks_this_runs_newest_epoch(tmp_path):
+    folder = tmp_path / 'checkpoints'
+    folder.mkdir()
+    for name in ('mace_run-3_epoch-4.pt', 'mace_run-3_epoch-12.pt', 'mace_run-4_epoch-30.pt', 'other_epoch-40.pt'):
+        (folder / name).write_bytes(b'x')
+    (folder / 'mace_run-3_epoch-20.pt').write_bytes(b'')  # an empty file: a save that never happened
+    path, epoch = engine.latest_checkpoint(tmp_path, seed=3)
+    assert (path.name, epoch) == ('mace_run-3_epoch-12.pt', 12)
+    (folder / 'mace_run-3_epoch-15_swa.pt').write_bytes(b'x')
+    assert engine.latest_checkpoint(tmp_path, seed=3)[1] == 15
+    assert engine.latest_checkpoint(tmp_path, seed=5) is None
+    assert engine.latest_checkpoint(tmp_path / 'nowhere', seed=3) is None
+
+
+@pytest.mark.slow
+def test_killed_engine_continues_from_its_checkpoint(tmp_path, small_frames):
+    """SIGKILL after the first checkpoint, then the engine again in the same folder: it loads mace's checkpoint
+    (model, optimiser, scheduler) and trains only from that epoch to the end."""
+    training, _ = small_frames
+    _write_inputs(tmp_path, training[:8], training[8:], parameters={'seed': 5, 'max_num_epochs': 30, 'patience': 100})
+    import importlib.util
+    import pathlib
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        'killer', pathlib.Path(__file__).with_name('kill_after_checkpoint.py')
+    )
+    killer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(killer)
+    command = [sys.executable, '-m', 'aiida_sianode.engines.train', 'config.json']
+    path, epoch = killer.kill_after_first_checkpoint(command, tmp_path)
+    assert not (tmp_path / engine.METRICS_FILENAME).exists()  # killed: nothing written
+
+    metrics = engine.run_training(json.loads((tmp_path / 'config.json').read_text()), tmp_path)
+    assert metrics['status'] == 'ok', metrics.get('error')
+    assert metrics['resumed_from_epoch'] == epoch and metrics['resumed_from_checkpoint'] == path.name
+    assert '--restart_latest' in metrics['mace_arguments']
+    # mace restarts its loop at the checkpoint's epoch: epochs `epoch` .. 29 are trained, not 0 .. 29
+    assert metrics['last_epoch'] == 29 and metrics['epochs_run'] == 30 - epoch
+    log = (tmp_path / engine.LOG_FILENAME).read_text()
+    assert f'Loading checkpoint: {path}' in log
+    assert not (tmp_path / engine.MACE_WORK_DIR / 'checkpoints').exists()  # removed once the model is saved
+    assert (tmp_path / engine.MODEL_FILENAME).is_file()

@@ -258,11 +258,102 @@ def test_refused_input_aborts_and_unknown_failure_is_not_retried(train_workchain
     assert result.status == 404 and 'frame 0 has no REF_forces' in result.message
 
     process = train_workchain()
-    process.ctx.children = [
-        _failed_node(orm.CalcJobNode, TrainCalculation.exit_codes.ERROR_MISSING_METRICS, aiida_localhost)
-    ]
+    unreadable = TrainCalculation.exit_codes.ERROR_UNREADABLE_MODEL.format(error='truncated file')
+    process.ctx.children = [_failed_node(orm.CalcJobNode, unreadable, aiida_localhost)]
     process.ctx.iteration = 1
     assert process.inspect_process().status == TrainWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
+
+
+def _interrupted_node(computer, checkpoints=(), walltime=3600):
+    """Return a stored TrainCalculation node that ended with exit 300, its `retrieved` holding ``checkpoints``."""
+    import io
+
+    from aiida.common.links import LinkType
+
+    node = orm.CalcJobNode(computer=computer, process_type='aiida.calculations:sianode.train')
+    node.set_process_label('TrainCalculation')
+    node.set_option('max_wallclock_seconds', walltime)
+    node.set_process_state(ProcessState.FINISHED)
+    exit_code = TrainCalculation.exit_codes.ERROR_MISSING_METRICS
+    node.set_exit_status(exit_code.status)
+    node.set_exit_message(exit_code.message)
+    node.store()
+    retrieved = orm.FolderData()
+    retrieved.base.repository.put_object_from_filelike(io.BytesIO(b'{}'), 'engine.err')
+    for name in checkpoints:
+        retrieved.base.repository.put_object_from_filelike(io.BytesIO(b'state'), f'checkpoints/{name}')
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+    return node, retrieved.store()
+
+
+def test_interrupted_training_continues_from_its_checkpoint(train_workchain, aiida_localhost):
+    process = train_workchain()
+    process.ctx.inputs.metadata.options = {'max_wallclock_seconds': 3600}
+    first, retrieved = _interrupted_node(aiida_localhost, ['mace_run-0_epoch-7.pt'])
+    process.ctx.children, process.ctx.iteration = [first], 1
+    assert process.inspect_process().status == 0  # handled: continue
+    assert process.ctx.inputs.parent_checkpoints.uuid == retrieved.uuid
+    assert process.ctx.inputs.metadata.options['max_wallclock_seconds'] == 3600  # it progressed: same walltime
+
+    # the next try ends at the same checkpoint: no progress, so twice the walltime
+    second, retrieved = _interrupted_node(aiida_localhost, ['mace_run-0_epoch-7.pt'])
+    assert process.handle_interrupted(second).do_break
+    assert process.ctx.inputs.parent_checkpoints.uuid == retrieved.uuid
+    assert process.ctx.inputs.metadata.options['max_wallclock_seconds'] == 7200
+
+    # killed before any checkpoint: from the start, twice the walltime
+    process = train_workchain()
+    process.ctx.inputs.metadata.options = {'max_wallclock_seconds': 600}
+    node, _ = _interrupted_node(aiida_localhost)
+    process.handle_interrupted(node)
+    assert 'parent_checkpoints' not in process.ctx.inputs
+    assert process.ctx.inputs.metadata.options['max_wallclock_seconds'] == 1200
+
+
+def test_parent_checkpoints_without_a_checkpoint_are_refused(train_code, datasets, aiida_localhost):
+    dataset, _ = datasets
+    _, empty = _interrupted_node(aiida_localhost)
+    with pytest.raises(ValueError, match='holds no mace checkpoint under `checkpoints/`'):
+        run_get_node(TrainCalculation, code=train_code, dataset=dataset, parent_checkpoints=empty)
+
+
+@pytest.mark.slow
+def test_training_killed_mid_run_continues_from_its_checkpoint(train_code, datasets, aiida_localhost, tmp_path):
+    """The engine SIGKILLed after its first checkpoint (as by a walltime): the work chain runs a second
+    calculation that loads that checkpoint and trains only the remaining epochs."""
+    import pathlib
+    import stat
+    import sys
+
+    from aiida_sianode.calculations.train import checkpoint_epoch
+
+    killer = pathlib.Path(__file__).parents[1] / 'engines' / 'kill_after_checkpoint.py'
+    wrapper = tmp_path / 'train-killed-once'
+    wrapper.write_text(f'#!/bin/bash\nexec {sys.executable} {killer} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    code = orm.InstalledCode(
+        label='train-killed-once',
+        computer=aiida_localhost,
+        filepath_executable=str(wrapper),
+        default_calc_job_plugin='sianode.train',
+        prepend_text=f'export SIANODE_KILL_MARKER={tmp_path / "killed"}',
+    ).store()
+    dataset, _ = datasets
+    parameters = {**TINY, 'max_num_epochs': 30, 'patience': 100}
+    results, node = run_get_node(
+        TrainWorkChain, train={'code': code, 'dataset': dataset, 'parameters': orm.Dict(parameters)}
+    )
+    assert node.is_finished_ok, node.exit_message
+    first, second = sorted(node.called, key=lambda calc: calc.ctime)
+    assert (first.exit_status, second.exit_status) == (300, 0)
+    epoch = checkpoint_epoch(first.outputs.retrieved)
+    assert epoch is not None and second.inputs.parent_checkpoints.uuid == first.outputs.retrieved.uuid
+    metrics = results['metrics'].get_dict()
+    assert metrics['resumed_from_epoch'] == epoch
+    assert metrics['last_epoch'] == 29 and metrics['epochs_run'] == 30 - epoch
+    assert checkpoint_epoch(second.outputs.retrieved) is None  # a finished run leaves no checkpoint behind
+    logs = [line.message for line in orm.Log.collection.get_logs_for(node)]
+    assert any(f'continuing from its checkpoint of epoch {epoch}' in line for line in logs)
 
 
 def test_committee_reports_failed_members_and_fails_only_when_all_fail(train_code, datasets):
