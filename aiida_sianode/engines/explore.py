@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from aiida_sianode.campaign_spec import default_trust_levels
+from aiida_sianode.engines.once import once
 from aiida_sianode.structures.common import minimum_distance
 
 #: the ensembles and the ASE integrator behind each
@@ -645,6 +646,7 @@ def read_input(path: str | pathlib.Path) -> tuple[Any, list[pathlib.Path], dict]
     return atoms, models, data.get('parameters', {})
 
 
+@once(RESULTS_FILENAME, 'explore')
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m aiida_sianode.engines.explore input.json``; returns the exit status."""
     import os

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from aiida_sianode.engines.once import once
+
 LOGGER = logging.getLogger('aiida_sianode.engines.label')
 
 LABELERS = ('gpaw', 'xtb')
@@ -443,6 +445,7 @@ def label(atoms, labeler: str, parameters: dict | None = None, workdir: str | pa
     return results
 
 
+@once(RESULTS_FILENAME, 'label')
 def main(argv: list[str] | None = None) -> int:
     """Read ``input.json`` (first argument), run the single point, write ``results.json``; return the exit status."""
     import ase.io

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from aiida_sianode.engines.once import once
 from aiida_sianode.properties import load_kind
 from aiida_sianode.properties.common import InvalidPropertyInput, aggregate_members, plot_curve, split_settings
 
@@ -246,6 +247,7 @@ def finish(directory, kind, records, digests, device, start_wall, start_cpu, mod
     return results
 
 
+@once(RESULTS_FILENAME, 'property')
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m aiida_sianode.engines.property input.json``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv

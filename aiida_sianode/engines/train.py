@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from aiida_sianode.analysis.metrics import error_metrics, predict_frames
+from aiida_sianode.engines.once import once
 from aiida_sianode.engines.train_parameters import (  # noqa: F401  (the engine's parameter API)
     DEFAULT_PARAMETERS,
     PARAMETER_SPECS,
@@ -508,6 +509,7 @@ def _evaluate(model_path: pathlib.Path, frames: dict, parameters: dict, director
     return result
 
 
+@once(METRICS_FILENAME, 'train')
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: ``python -m aiida_sianode.engines.train config.json``; returns the exit status.
 
