@@ -1,0 +1,90 @@
+"""The SQL path of :mod:`aiida_sianode.query` answers exactly what the QueryBuilder path of
+:mod:`aiida_sianode.provenance` answers (SQLite here; PostgreSQL in ``tests/data/test_bulk.py`` through
+``benchmarks/scale.py check``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+from aiida import orm
+
+from aiida_sianode import provenance, query
+from aiida_sianode.data.dataset import build_dataset
+
+
+def _provenance_tests():
+    """The campaign fixture and label maker of ``tests/test_provenance.py`` (the tests are not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        '_provenance_tests', pathlib.Path(__file__).with_name('test_provenance.py')
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_TESTS = _provenance_tests()
+campaign, imported_label = _TESTS.campaign, _TESTS.imported_label
+
+
+def test_sql_path_answers_as_the_querybuilder_path(campaign):
+    labels = [label for generation in campaign['labels'] for label in generation]
+    for dataset in campaign['generations']:
+        assert query.label_ids_of_dataset_sql(dataset) == provenance.label_ids_of_dataset(dataset)
+    assert [uuid for _, uuid in query.label_ids_of_dataset_sql(campaign['generations'][2])] == [
+        label.uuid for label in labels
+    ]
+    for potential in campaign['potentials']:
+        slow = provenance.calculations_behind_potential(potential)
+        fast = query.calculations_behind_potential_sql(potential)
+        assert fast == slow
+        assert query.summarise_potential_sql(potential) == provenance.summarise_calculations(slow)
+    rows = query.calculations_behind_potential_sql(campaign['potentials'][1])
+    assert len(rows) == 8
+    by_label = {row['label_uuid']: row for row in rows}
+    for calcjob, label in campaign['direct']:
+        assert by_label[label.uuid]['calculation_uuid'] == calcjob.uuid
+        assert by_label[label.uuid]['code'] == 'sianode-label@localhost'
+    for (calcjob, _), label in zip(campaign['through_function'], campaign['labels'][1]):
+        assert by_label[label.uuid]['calculation_pk'] == calcjob.pk  # through the calcfunction to the CalcJob
+    summary = {group['made_by']: group for group in query.summarise_potential_sql(campaign['potentials'][1])}
+    assert summary['sianode-label@localhost']['n_labels'] == 5
+    assert summary['sianode-label@localhost']['n_calculations'] == 5
+    assert summary['file si_md.extxyz']['n_labels'] == 3 and summary['file si_md.extxyz']['n_calculations'] == 0
+    # a subset of labels, given as nodes and pks in any order
+    subset = [labels[6], labels[0].pk, labels[3]]
+    assert query.calculations_behind_labels_sql(subset) == provenance.calculations_behind_labels(subset)
+    assert query.calculations_behind_labels_sql([]) == []
+
+
+def test_label_counts_in_sql_equal_the_querybuilder_counts(campaign):
+    counts = query.label_counts()
+    assert counts == query.label_counts_querybuilder()
+    ours = [row for row in counts if row['code'] == 'gpaw']
+    assert sum(row['n_labels'] for row in ours) >= 8 and all(row['elements'] == ['Si'] for row in ours)
+    group, _ = orm.Group.collection.get_or_create(label='query-sql-counts')
+    group.add_nodes(campaign['imported'])
+    assert query.label_counts(group='query-sql-counts') == query.label_counts_querybuilder(group='query-sql-counts')
+    assert [row['n_labels'] for row in query.label_counts(group='query-sql-counts')] == [3]
+    assert query.label_counts(group='no-such-group') == []
+
+
+def test_hand_made_dataset_falls_back_to_its_label_uuids(aiida_profile):
+    labels = [imported_label(500 + index) for index in range(4)]
+    built = build_dataset(labels, seed=0)
+    copy = orm.load_node(built.pk).clone()  # the same file and attributes, no build calcfunction behind it
+    copy.store()
+    assert query.label_ids_of_dataset_sql(copy) == provenance.label_ids_of_dataset(copy)
+    assert [uuid for _, uuid in query.label_ids_of_dataset_sql(copy)] == [label.uuid for label in labels]
+    assert query.summarise_dataset_sql(copy) == provenance.summarise_calculations(
+        provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(copy)])
+    )
+
+
+def test_more_labels_than_one_statement_takes(aiida_profile):
+    """12,000 pks (10^4 per statement; repeated pks of 3 labels): the rows come back in the order given."""
+    labels = [imported_label(700 + index) for index in range(3)]
+    wanted = [labels[index % 3].pk for index in range(12_000)]
+    rows = query.calculations_behind_labels_sql(wanted)
+    assert [row['label_pk'] for row in rows] == wanted
+    assert rows[:3] == provenance.calculations_behind_labels(labels)
