@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 
 from aiida import orm
@@ -56,8 +57,7 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
     assert query.calculations_behind_labels_sql(subset) == provenance.calculations_behind_labels(subset)
     assert query.calculations_behind_labels_sql([]) == []
 
-
-def test_label_counts_in_sql_equal_the_querybuilder_counts(campaign):
+    # label counts per level of theory and element set, by GROUP BY, equal the QueryBuilder rows counted in Python
     counts = query.label_counts()
     assert counts == query.label_counts_querybuilder()
     ours = [row for row in counts if row['code'] == 'gpaw']
@@ -67,6 +67,29 @@ def test_label_counts_in_sql_equal_the_querybuilder_counts(campaign):
     assert query.label_counts(group='query-sql-counts') == query.label_counts_querybuilder(group='query-sql-counts')
     assert [row['n_labels'] for row in query.label_counts(group='query-sql-counts')] == [3]
     assert query.label_counts(group='no-such-group') == []
+
+    # the CLI lists through the SQL path
+    potential = campaign['potentials'][1]
+    listed = json.loads(_invoke('provenance', 'labels', potential.pk, '--json').stdout)
+    assert listed['n_labels'] == 8 and listed['labels'] == provenance.calculations_behind_potential(potential)
+    assert listed['by_code'] == provenance.summarise_calculations(listed['labels'])
+    summary = json.loads(_invoke('provenance', 'labels', potential.pk, '--summary', '--json').stdout)
+    assert 'labels' not in summary and summary['by_code'] == listed['by_code']
+    text = _invoke('provenance', 'labels', potential.pk).stdout
+    assert '8 labels' in text and 'file si_md.extxyz' in text
+    counted = json.loads(_invoke('provenance', 'label-counts', '--group', 'query-sql-counts', '--json').stdout)
+    assert [(row['method'], row['elements'], row['n_labels']) for row in counted] == [('PBE', ['Si'], 3)]
+    assert 'Si' in _invoke('provenance', 'label-counts').stdout
+
+
+def _invoke(*args):
+    from click.testing import CliRunner
+
+    from aiida_sianode.cli import cmd_root
+
+    result = CliRunner().invoke(cmd_root, [str(arg) for arg in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def test_hand_made_dataset_falls_back_to_its_label_uuids(aiida_profile):
