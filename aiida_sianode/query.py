@@ -191,9 +191,11 @@ def label_ids_of_dataset_sql(dataset) -> list[tuple[int, str]]:
     return rows
 
 
-def _calculation_rows(labels_select):
+def _calculation_rows(labels_select, summary: bool = False):
     """The statement of :func:`calculations_behind_labels_sql` for the labels of ``labels_select`` (a select whose
-    first column is the label id): per label its columns, its creator and the CalcJob behind a calcfunction creator."""
+    first column is the label id): per label its columns, its creator and the CalcJob behind a calcfunction creator.
+    ``summary``: the columns :func:`summarise_dataset_sql` groups and counts instead of the records (each JSON value
+    extracted costs the database a parse of the attributes on SQLite)."""
     import sqlalchemy as sa
 
     _, node, link, computer = _storage()
@@ -203,14 +205,21 @@ def _calculation_rows(labels_select):
     labelled = (
         sa.select(
             label.c.id,
-            label.c.uuid,
-            _text(label.c.attributes, 'formula').label('formula'),
             _text(label.c.attributes, 'fingerprint').label('fingerprint'),
-            label.c.attributes['level_of_theory'].label('level_of_theory'),
-            label.c.attributes['source'].label('source'),
-            _text(label.c.attributes, 'source', 'filename').label('filename'),
-            _text(label.c.attributes, 'level_of_theory', 'method').label('method'),
-            _text(label.c.attributes, 'level_of_theory', 'code').label('lot_code'),
+            *(
+                (
+                    _text(label.c.attributes, 'source', 'filename').label('filename'),
+                    _text(label.c.attributes, 'level_of_theory', 'method').label('method'),
+                    _text(label.c.attributes, 'level_of_theory', 'code').label('lot_code'),
+                )
+                if summary
+                else (
+                    label.c.uuid,
+                    _text(label.c.attributes, 'formula').label('formula'),
+                    label.c.attributes['level_of_theory'].label('level_of_theory'),
+                    label.c.attributes['source'].label('source'),
+                )
+            ),
             sa.case((sa.func.coalesce(kind, '') == 'file', None), else_=creator.c.id).label('creator_id'),
             creator.c.node_type.label('creator_type'),
         )
@@ -244,15 +253,18 @@ def _calculation_rows(labels_select):
     )
     return (
         sa.select(
-            labelled.c.id,
-            labelled.c.uuid,
-            labelled.c.formula,
-            labelled.c.fingerprint,
-            labelled.c.level_of_theory,
-            labelled.c.source,
-            labelled.c.filename,
-            labelled.c.method,
-            labelled.c.lot_code,
+            *(
+                (labelled.c.fingerprint, labelled.c.filename, labelled.c.method, labelled.c.lot_code)
+                if summary
+                else (
+                    labelled.c.id,
+                    labelled.c.uuid,
+                    labelled.c.formula,
+                    labelled.c.fingerprint,
+                    labelled.c.level_of_theory,
+                    labelled.c.source,
+                )
+            ),
             calculation.c.id.label('calculation_id'),
             calculation.c.uuid.label('calculation_uuid'),
             _text(calculation.c.attributes, 'process_label').label('process_label'),
@@ -346,7 +358,7 @@ def summarise_dataset_sql(dataset) -> list[dict]:
         from aiida_sianode.provenance import summarise_calculations
 
         return summarise_calculations(calculations_behind_dataset_sql(dataset))
-    rows = _calculation_rows(_dataset_labels(dataset.pk)).subquery('rows')
+    rows = _calculation_rows(_dataset_labels(dataset.pk), summary=True).subquery('rows')
     made_by = sa.case(
         (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
         else_=sa.func.coalesce(
