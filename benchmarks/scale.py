@@ -596,8 +596,10 @@ def markdown(results: list[dict]) -> str:
         '| backend | labels | import s (CPU s) | ms/label | one-by-one ms/label | kB/label (db + repo) '
         '| Li-Si PBE query s (rows) | PBEsol query s (rows) | dataset build s (CPU s) | frames | dataset kB/frame '
         '| labels behind potential s (rows) | calculations behind potential s | potentials using a label s '
+        '| SQL: labels behind potential s (CPU) | SQL: calculations behind potential s (CPU) '
+        '| SQL: made-by summary s (CPU) | SQL: label counts s (CPU) '
         '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
@@ -623,7 +625,16 @@ def markdown(results: list[dict]) -> str:
             f'| {_cell(dataset_kb, ".1f")} '
             f'| {_cell(behind)} ({q.get("labels_behind_potential_rows", "-")}) '
             f'| {_cell(q.get("calculations_behind_potential_s"))} | {_cell(q.get("potentials_using_label_s"))} '
-            f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
+            + ''.join(
+                f'| {_cell(q.get(f"{name}_s"))} ({_cell(q.get(f"{name}_cpu_s"))}) ' if f'{name}_s' in q else '| - '
+                for name in (
+                    'labels_behind_potential_sql',
+                    'calculations_behind_potential_sql',
+                    'summarise_potential_sql',
+                    'label_counts_sql',
+                )
+            )
+            + f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
             + (
                 f'| {prepare["wall_s"]:.1f} ({prepare["cpu_s"]:.1f}, {prepare["peak_rss_mb"]:.0f}) '
                 if prepare
