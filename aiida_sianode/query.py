@@ -19,7 +19,9 @@ __all__ = (
     'calculations_behind_dataset_sql',
     'calculations_behind_labels_sql',
     'calculations_behind_potential_sql',
+    'dataset_pk_of_potential',
     'find_labels',
+    'find_labels_sql',
     'label_counts',
     'label_counts_querybuilder',
     'label_ids_of_dataset_sql',
@@ -166,11 +168,52 @@ def _has_builder(dataset_pk: int) -> bool:
     return session.execute(query).first() is not None
 
 
-def _frame_order(dataset) -> dict[str, int]:
-    return {uuid: index for index, uuid in enumerate(dataset.label_uuids or [])}
+def _frame_order(dataset_pk: int) -> dict[str, int]:
+    """``{label uuid: frame index}`` from the dataset's ``label_uuids`` attribute, read as one JSON value (AiiDA's
+    attribute access would load and deep-copy every attribute of the node: 10^5 uuids)."""
+    import sqlalchemy as sa
+
+    session, node, _, _ = _storage()
+    uuids = session.execute(sa.select(node.c.attributes['label_uuids']).where(node.c.id == dataset_pk)).scalar()
+    return {uuid: index for index, uuid in enumerate(uuids or [])}
 
 
-def label_ids_of_dataset_sql(dataset) -> list[tuple[int, str]]:
+def _dataset_pk(dataset) -> int:
+    return dataset if isinstance(dataset, int) else dataset.pk
+
+
+def dataset_pk_of_potential(potential) -> int:
+    """The pk of the dataset the potential was trained on (the ``dataset`` input of its creator), in one statement
+    that loads no node; :func:`aiida_sianode.provenance.dataset_of_potential` when the potential has no creator."""
+    import sqlalchemy as sa
+
+    session, node, link, _ = _storage()
+    create, dataset_link, dataset = link.alias(), link.alias(), node.alias()
+    query = (
+        sa.select(dataset.c.id)
+        .select_from(create)
+        .join(
+            dataset_link,
+            sa.and_(
+                dataset_link.c.output_id == create.c.input_id,
+                dataset_link.c.type == 'input_calc',
+                dataset_link.c.label == 'dataset',
+            ),
+        )
+        .join(dataset, sa.and_(dataset.c.id == dataset_link.c.input_id, dataset.c.node_type == _DATASET_TYPE))
+        .where(create.c.output_id == _dataset_pk(potential), create.c.type == 'create')
+        .order_by(dataset.c.id)
+        .limit(1)
+    )
+    found = session.execute(query).scalar()
+    if found is not None:
+        return found
+    from aiida_sianode.provenance import dataset_of_potential
+
+    return dataset_of_potential(potential if not isinstance(potential, int) else orm.load_node(potential)).pk
+
+
+def label_ids_of_dataset_sql(dataset: orm.Node | int) -> list[tuple[int, str]]:
     """:func:`aiida_sianode.provenance.label_ids_of_dataset` in one SQL statement: ``(pk, uuid)`` of every label of
     ``dataset`` and its parents, in frame order, from a recursive CTE over the build links.
 
@@ -181,12 +224,12 @@ def label_ids_of_dataset_sql(dataset) -> list[tuple[int, str]]:
 
     from aiida_sianode.provenance import label_ids_of_dataset
 
-    session = _storage()[0]
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(dataset.pk).c.id)).all()]
-    if not _has_builder(chain[-1]):
-        return label_ids_of_dataset(dataset)  # the hand-made dataset's fallback, a single query
-    rows = [(pk, str(uuid)) for pk, uuid in session.execute(_dataset_labels(dataset.pk)).all()]
-    order = _frame_order(dataset)
+    session, pk = _storage()[0], _dataset_pk(dataset)
+    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
+    if not _has_builder(chain[-1]):  # the hand-made dataset's fallback, a single query
+        return label_ids_of_dataset(orm.load_node(pk) if isinstance(dataset, int) else dataset)
+    rows = [(label, str(uuid)) for label, uuid in session.execute(_dataset_labels(pk)).all()]
+    order = _frame_order(pk)
     rows.sort(key=lambda row: order.get(row[1], len(order)))
     return rows
 
@@ -324,17 +367,17 @@ def calculations_behind_labels_sql(labels: Iterable) -> list[dict]:
     return [found[pk] for pk in pks]
 
 
-def calculations_behind_dataset_sql(dataset) -> list[dict]:
+def calculations_behind_dataset_sql(dataset: orm.Node | int) -> list[dict]:
     """The rows of :func:`calculations_behind_labels_sql` for every label of ``dataset`` (its parents' included), in
     frame order: one statement, the labels found by the recursive CTE of :func:`label_ids_of_dataset_sql`."""
     import sqlalchemy as sa
 
-    session, _, _, _ = _storage()
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(dataset.pk).c.id)).all()]
+    session, pk = _storage()[0], _dataset_pk(dataset)
+    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
     if not _has_builder(chain[-1]):
-        return calculations_behind_labels_sql([pk for pk, _ in label_ids_of_dataset_sql(dataset)])
-    rows = [_row_dict(row) for row in session.execute(_calculation_rows(_dataset_labels(dataset.pk)))]
-    order = _frame_order(dataset)
+        return calculations_behind_labels_sql([label for label, _ in label_ids_of_dataset_sql(dataset)])
+    rows = [_row_dict(row) for row in session.execute(_calculation_rows(_dataset_labels(pk)))]
+    order = _frame_order(pk)
     rows.sort(key=lambda row: order.get(row['label_uuid'], len(order)))
     return rows
 
@@ -342,23 +385,21 @@ def calculations_behind_dataset_sql(dataset) -> list[dict]:
 def calculations_behind_potential_sql(potential) -> list[dict]:
     """:func:`aiida_sianode.provenance.calculations_behind_potential` in SQL (see
     :func:`calculations_behind_dataset_sql`)."""
-    from aiida_sianode.provenance import dataset_of_potential
-
-    return calculations_behind_dataset_sql(dataset_of_potential(potential))
+    return calculations_behind_dataset_sql(dataset_pk_of_potential(potential))
 
 
-def summarise_dataset_sql(dataset) -> list[dict]:
+def summarise_dataset_sql(dataset: orm.Node | int) -> list[dict]:
     """:func:`aiida_sianode.provenance.summarise_calculations` of every label of ``dataset`` counted by the database:
     one ``GROUP BY`` (made by, process, level of theory), no row per label reaches Python. Same rows, same order."""
     import sqlalchemy as sa
 
-    session, _, _, _ = _storage()
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(dataset.pk).c.id)).all()]
+    session, pk = _storage()[0], _dataset_pk(dataset)
+    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
     if not _has_builder(chain[-1]):
         from aiida_sianode.provenance import summarise_calculations
 
         return summarise_calculations(calculations_behind_dataset_sql(dataset))
-    rows = _calculation_rows(_dataset_labels(dataset.pk), summary=True).subquery('rows')
+    rows = _calculation_rows(_dataset_labels(pk), summary=True).subquery('rows')
     made_by = sa.case(
         (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
         else_=sa.func.coalesce(
@@ -396,9 +437,7 @@ def summarise_dataset_sql(dataset) -> list[dict]:
 
 def summarise_potential_sql(potential) -> list[dict]:
     """:func:`summarise_dataset_sql` of the dataset the potential was trained on."""
-    from aiida_sianode.provenance import dataset_of_potential
-
-    return summarise_dataset_sql(dataset_of_potential(potential))
+    return summarise_dataset_sql(dataset_pk_of_potential(potential))
 
 
 def label_counts(*, group: str | None = None) -> list[dict]:
@@ -425,12 +464,7 @@ def label_counts(*, group: str | None = None) -> list[dict]:
         sa.func.count().label('n_labels'),
     ).where(label.c.node_type == _LABEL_TYPE)
     if group is not None:
-        if session.get_bind().dialect.name == 'sqlite':
-            from aiida.storage.sqlite_zip.models import DbGroup, DbGroupNodes
-        else:
-            from aiida.storage.psql_dos.models.group import DbGroup
-            from aiida.storage.psql_dos.models.group import DbGroupNode as DbGroupNodes
-        groups, members = DbGroup.__table__, DbGroupNodes.__table__
+        groups, members = _groups_tables(session)
         query = query.where(
             label.c.id.in_(
                 sa.select(members.c.dbnode_id)
@@ -451,6 +485,81 @@ def label_counts(*, group: str | None = None) -> list[dict]:
         for row in session.execute(query)
     ]
     return sorted(result, key=_count_order)
+
+
+def _groups_tables(session):
+    if session.get_bind().dialect.name == 'sqlite':
+        from aiida.storage.sqlite_zip.models import DbGroup, DbGroupNodes
+    else:
+        from aiida.storage.psql_dos.models.group import DbGroup
+        from aiida.storage.psql_dos.models.group import DbGroupNode as DbGroupNodes
+    return DbGroup.__table__, DbGroupNodes.__table__
+
+
+def find_labels_sql(
+    *,
+    fingerprint: str | None = None,
+    method: str | None = None,
+    code: str | None = None,
+    elements: Iterable[str] | None = None,
+    group: str | None = None,
+    project: Iterable[str] = LABEL_COLUMNS,
+) -> list[tuple]:
+    """:func:`find_labels` in one SQLAlchemy-core statement: the same rows, in the same order (by PK).
+
+    ``project`` takes node columns (``id``, ``uuid``, ``label``, ...) and ``attributes.<key>[.<key>...]``. The element
+    set is matched as the JSON of the sorted symbols, which is how labels store their ``elements`` attribute.
+    """
+    import sqlalchemy as sa
+
+    wanted = None
+    if elements is not None:
+        wanted = sorted(set(elements))
+        if not wanted:
+            raise ValueError('elements: give at least one element')
+    if fingerprint is None and method is None and code is None and wanted is None and group is None:
+        raise ValueError('give at least one of fingerprint, method, code, elements or group')
+    session, node, _, _ = _storage()
+    label = node.alias('label')
+    columns, uuids = [], []
+    for index, name in enumerate(project):
+        if name.startswith('attributes.'):
+            path = tuple(name.split('.')[1:])
+            columns.append(label.c.attributes[path if len(path) > 1 else path[0]])
+        elif name in label.c:
+            columns.append(label.c[name])
+            if name == 'uuid':
+                uuids.append(index)
+        else:
+            raise ValueError(f'project: unknown column {name!r} (node columns or attributes.<key>)')
+    conditions = [label.c.node_type == _LABEL_TYPE]
+    if fingerprint is not None:
+        conditions.append(_text(label.c.attributes, 'fingerprint') == fingerprint)
+    if method is not None:
+        conditions.append(_text(label.c.attributes, 'level_of_theory', 'method') == method)
+    if code is not None:
+        conditions.append(_text(label.c.attributes, 'level_of_theory', 'code') == code)
+    if wanted is not None:
+        if session.get_bind().dialect.name == 'sqlite':
+            stored = sa.func.json_extract(label.c.attributes, '$.elements')
+            conditions.append(stored == json.dumps(wanted, separators=(',', ':')))
+        else:
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            conditions.append(label.c.attributes['elements'] == sa.literal(wanted, type_=JSONB))
+    if group is not None:
+        groups, members = _groups_tables(session)
+        members_of = (
+            sa.select(members.c.dbnode_id)
+            .join(groups, groups.c.id == members.c.dbgroup_id)
+            .where(groups.c.label == group)
+        )
+        conditions.append(label.c.id.in_(members_of))
+    query = sa.select(*columns).where(*conditions).order_by(label.c.id)
+    rows = session.execute(query).all()
+    if uuids:
+        return [tuple(str(value) if index in uuids else value for index, value in enumerate(row)) for row in rows]
+    return [tuple(row) for row in rows]
 
 
 def _count_order(row: dict) -> tuple:

@@ -192,7 +192,7 @@ def measure_sql(queries: dict, potential, reference_rows: list[dict]) -> None:
     from aiida_sianode import provenance, query
 
     def label_ids_behind_potential_sql(potential):
-        return query.label_ids_of_dataset_sql(provenance.dataset_of_potential(potential))
+        return query.label_ids_of_dataset_sql(query.dataset_pk_of_potential(potential))
 
     for name, function in (
         ('labels_behind_potential_sql', label_ids_behind_potential_sql),
@@ -329,6 +329,17 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_label
     queries['by_fingerprint_and_elements_rows'] = len(rows)
     rows, queries['by_method_s'] = timed(find_labels, method='PBEsol')
     queries['by_method_rows'] = len(rows)
+    from aiida_sianode.query import find_labels_sql
+
+    for name, kwargs in (
+        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
+        ('by_method_sql', {'method': 'PBEsol'}),
+    ):
+        cpu = time.process_time()
+        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(rows)
+        queries[f'{name}_same'] = rows == find_labels(**kwargs)
     result['queries'] = queries
 
     # a dataset of the PBE labels (all of them, or the first `dataset_labels`), built from their PKs: no label node is
@@ -551,8 +562,11 @@ def compare_sql_path(pks: list[int]) -> dict:
     which answers are equal, and the SQL answers with the profile's own pks and uuids taken out (for the test that
     compares the backends)."""
     from aiida_sianode import provenance, query
+    from aiida_sianode.common import level_of_theory as lot
     from aiida_sianode.data.dataset import build_dataset
 
+    pbe = lot.fingerprint(lot.normalise(PBE))
+    columns = ['attributes.formula', 'attributes.energy', 'attributes.source.frame', 'attributes.source.filename']
     made = calculated_labels(3)
     parent = build_dataset(pks[:20] + [label.pk for label in made[:3]], valid_fraction=0.25, seed=5)
     child = build_dataset(pks[20:30] + [label.pk for label in made[3:]], valid_fraction=0.25, seed=6, parent=parent)
@@ -570,6 +584,16 @@ def compare_sql_path(pks: list[int]) -> dict:
         == provenance.summarise_calculations(
             provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)])
         ),
+        'same_find_labels': [
+            query.find_labels_sql(**filters) == query.find_labels(**filters)
+            for filters in (
+                {'fingerprint': pbe, 'elements': ['Si', 'Li'], 'project': columns},
+                {'elements': ['Si'], 'project': columns},
+                {'method': 'PBEsol', 'project': columns},
+                {'group': 'check-PBE', 'project': columns},
+                {'code': 'vasp', 'project': ['id', 'uuid']},
+            )
+        ],
         'same_counts': query.label_counts() == query.label_counts_querybuilder(),
         'same_group_counts': query.label_counts(group='check-PBE')
         == query.label_counts_querybuilder(group='check-PBE'),
@@ -596,10 +620,11 @@ def markdown(results: list[dict]) -> str:
         '| backend | labels | import s (CPU s) | ms/label | one-by-one ms/label | kB/label (db + repo) '
         '| Li-Si PBE query s (rows) | PBEsol query s (rows) | dataset build s (CPU s) | frames | dataset kB/frame '
         '| labels behind potential s (rows) | calculations behind potential s | potentials using a label s '
+        '| SQL: Li-Si PBE query s (CPU) | SQL: PBEsol query s (CPU) '
         '| SQL: labels behind potential s (CPU) | SQL: calculations behind potential s (CPU) '
         '| SQL: made-by summary s (CPU) | SQL: label counts s (CPU) '
         '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
@@ -628,6 +653,8 @@ def markdown(results: list[dict]) -> str:
             + ''.join(
                 f'| {_cell(q.get(f"{name}_s"))} ({_cell(q.get(f"{name}_cpu_s"))}) ' if f'{name}_s' in q else '| - '
                 for name in (
+                    'by_fingerprint_and_elements_sql',
+                    'by_method_sql',
                     'labels_behind_potential_sql',
                     'calculations_behind_potential_sql',
                     'summarise_potential_sql',

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
 from aiida import orm
 
 from aiida_sianode import provenance, query
@@ -36,6 +37,9 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
         label.uuid for label in labels
     ]
     for potential in campaign['potentials']:
+        dataset = provenance.dataset_of_potential(potential)
+        assert query.dataset_pk_of_potential(potential) == dataset.pk
+        assert query.label_ids_of_dataset_sql(dataset.pk) == provenance.label_ids_of_dataset(dataset)
         slow = provenance.calculations_behind_potential(potential)
         fast = query.calculations_behind_potential_sql(potential)
         assert fast == slow
@@ -52,6 +56,16 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
     assert summary['sianode-label@localhost']['n_labels'] == 5
     assert summary['sianode-label@localhost']['n_calculations'] == 5
     assert summary['file si_md.extxyz']['n_labels'] == 3 and summary['file si_md.extxyz']['n_calculations'] == 0
+    # a potential stored by hand (no creator): its training_set_uuid attribute names the dataset
+    from aiida_sianode.data.potential import PotentialData
+
+    by_hand = PotentialData.from_model_file(
+        _TESTS.MODEL['path'], training_set_uuid=campaign['generations'][1].uuid
+    ).store()
+    assert query.dataset_pk_of_potential(by_hand) == campaign['generations'][1].pk
+    assert query.summarise_potential_sql(by_hand) == provenance.summarise_calculations(
+        provenance.calculations_behind_potential(by_hand)
+    )
     # a subset of labels, given as nodes and pks in any order
     subset = [labels[6], labels[0].pk, labels[3]]
     assert query.calculations_behind_labels_sql(subset) == provenance.calculations_behind_labels(subset)
@@ -67,6 +81,27 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
     assert query.label_counts(group='query-sql-counts') == query.label_counts_querybuilder(group='query-sql-counts')
     assert [row['n_labels'] for row in query.label_counts(group='query-sql-counts')] == [3]
     assert query.label_counts(group='no-such-group') == []
+
+    # find_labels in one SQL statement: the same rows as through QueryBuilder
+    gpaw_fingerprint = campaign['imported'][0].fingerprint
+    for filters in (
+        {'fingerprint': gpaw_fingerprint},
+        {'fingerprint': gpaw_fingerprint, 'elements': ['Si']},
+        {'method': 'PBE', 'code': 'gpaw', 'elements': ('Si', 'Si')},
+        {'elements': ['Li', 'Si']},
+        {'group': 'query-sql-counts'},
+        {'group': 'query-sql-counts', 'project': ['uuid', 'attributes.source.frame', 'attributes.energy', 'label']},
+    ):
+        assert query.find_labels_sql(**filters) == query.find_labels(**filters), filters
+    assert len(query.find_labels_sql(group='query-sql-counts', project=['id'])) == 3
+    assert query.find_labels_sql(elements=['Li', 'Si']) == []
+    for bad, message in (
+        ({}, 'at least one'),
+        ({'elements': []}, 'at least one element'),
+        ({'method': 'PBE', 'project': ['nope']}, 'unknown column'),
+    ):
+        with pytest.raises(ValueError, match=message):
+            query.find_labels_sql(**bad)
 
     # the CLI lists through the SQL path
     potential = campaign['potentials'][1]

@@ -478,13 +478,13 @@ def cmd_provenance_labels(potential_pk, summary, as_json):
     from aiida import orm
 
     from aiida_sianode.data.potential import PotentialData
-    from aiida_sianode.provenance import dataset_of_potential, summarise_calculations
-    from aiida_sianode.query import calculations_behind_dataset_sql, summarise_dataset_sql
+    from aiida_sianode.provenance import summarise_calculations
+    from aiida_sianode.query import calculations_behind_dataset_sql, dataset_pk_of_potential, summarise_dataset_sql
 
     potential = orm.load_node(potential_pk)
     if not isinstance(potential, PotentialData):
         fail(f'node {potential_pk} is a {type(potential).__name__}, not a PotentialData', as_json)
-    dataset = dataset_of_potential(potential)
+    dataset = dataset_pk_of_potential(potential)
     if summary or not as_json:
         rows, by_code = None, summarise_dataset_sql(dataset)
     else:

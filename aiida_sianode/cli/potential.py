@@ -58,7 +58,7 @@ def potential_report(potential) -> dict:
         'levels_of_theory': dataset.levels_of_theory,
     }
     # counted in the database (one GROUP BY), no row per label: under a second at 10^5 labels
-    report['made_by'] = summarise_dataset_sql(dataset)
+    report['made_by'] = summarise_dataset_sql(dataset.pk)
     report['n_labels'] = sum(group['n_labels'] for group in report['made_by'])
     return report
 
