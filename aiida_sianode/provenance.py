@@ -37,6 +37,7 @@ __all__ = (
     'labels_of_dataset',
     'potentials_using_label',
     'summarise_calculations',
+    'summary_order',
 )
 
 _CREATE = {'type': LinkType.CREATE.value}
@@ -257,7 +258,13 @@ def summarise_calculations(rows: list[dict]) -> list[dict]:
     for group in groups.values():
         group['n_calculations'] = len(group.pop('_calculations'))
         result.append(group)
-    return sorted(result, key=lambda group: -group['n_labels'])
+    return sorted(result, key=summary_order)
+
+
+def summary_order(group: dict) -> tuple:
+    """The order of :func:`summarise_calculations`: most labels first, ties by made-by, process and fingerprint (so
+    that the answer does not depend on the order of the rows, and the database's ``GROUP BY`` gives the same)."""
+    return (-group['n_labels'], group['made_by'] or '', group['process_label'] or '', group['fingerprint'] or '')
 
 
 def potentials_using_label(label) -> list:

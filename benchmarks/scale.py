@@ -186,6 +186,32 @@ def one(backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_la
             drop_database(pg_url, database)
 
 
+def measure_sql(queries: dict, potential, reference_rows: list[dict]) -> None:
+    """Time the SQL path of ``aiida_sianode.query`` (wall and CPU of this process) and check its answers against the
+    QueryBuilder path's ``reference_rows``; add the results to ``queries``."""
+    from aiida_sianode import provenance, query
+
+    def label_ids_behind_potential_sql(potential):
+        return query.label_ids_of_dataset_sql(query.dataset_pk_of_potential(potential))
+
+    for name, function in (
+        ('labels_behind_potential_sql', label_ids_behind_potential_sql),
+        ('calculations_behind_potential_sql', query.calculations_behind_potential_sql),
+        ('summarise_potential_sql', query.summarise_potential_sql),
+        ('label_counts_sql', lambda _: query.label_counts()),
+    ):
+        cpu = time.process_time()
+        answer, queries[f'{name}_s'] = timed(function, potential)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(answer)
+        if name == 'labels_behind_potential_sql':
+            queries[f'{name}_same'] = [pk for pk, _ in answer] == [row['label_pk'] for row in reference_rows]
+        elif name == 'calculations_behind_potential_sql':
+            queries[f'{name}_same'] = answer == reference_rows
+        elif name == 'summarise_potential_sql':
+            queries[f'{name}_same'] = answer == provenance.summarise_calculations(reference_rows)
+
+
 def labels_ids_behind_potential(potential) -> list[tuple[int, str]]:
     """``(pk, uuid)`` of the labels a potential was trained on: its dataset, then the dataset's build links."""
     from aiida_sianode.provenance import dataset_of_potential, label_ids_of_dataset
@@ -303,6 +329,17 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_label
     queries['by_fingerprint_and_elements_rows'] = len(rows)
     rows, queries['by_method_s'] = timed(find_labels, method='PBEsol')
     queries['by_method_rows'] = len(rows)
+    from aiida_sianode.query import find_labels_sql
+
+    for name, kwargs in (
+        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
+        ('by_method_sql', {'method': 'PBEsol'}),
+    ):
+        cpu = time.process_time()
+        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(rows)
+        queries[f'{name}_same'] = rows == find_labels(**kwargs)
     result['queries'] = queries
 
     # a dataset of the PBE labels (all of them, or the first `dataset_labels`), built from their PKs: no label node is
@@ -333,6 +370,8 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_label
             queries['labels_behind_potential_rows'] = len(rows)
             rows, queries['calculations_behind_potential_s'] = timed(calculations_behind_potential, potential)
             queries['calculations_behind_potential_rows'] = len(rows)
+            # the SQL path (aiida_sianode.query): the same answers, computed in the database
+            measure_sql(queries, potential, rows)
         found, queries['potentials_using_label_s'] = timed(potentials_using_label, label)
         queries['potentials_using_label_rows'] = len(found)
         frames, export_s = timed(dataset.export, workdir / 'export.extxyz')
@@ -394,9 +433,9 @@ def check(args) -> dict:
         # digits of a float, PostgreSQL's all 17: compare energies to 1e-9 eV
         for key, rows in answers.items():
             answers[key] = sorted([row[0], round(row[1], 9), row[2], pathlib.Path(row[3]).name] for row in rows)
-        answers['datasets'] = compare_dataset_paths(
-            [pk for (pk,) in find_labels(fingerprint=fingerprint, project=['id'])]
-        )
+        pks = [pk for (pk,) in find_labels(fingerprint=fingerprint, project=['id'])]
+        answers['datasets'] = compare_dataset_paths(pks)
+        answers['sql_path'] = compare_sql_path(pks)
         return answers
     finally:
         if database is not None:
@@ -457,6 +496,120 @@ def compare_dataset_paths(pks: list[int]) -> dict:
     return answer
 
 
+def calculated_labels(n: int) -> list:
+    """``n`` labels made by a CalcJob (``sianode-label@scale-host``), then ``n`` made by a calcfunction from a CalcJob's
+    raw outputs, at the PBE level of theory of the imported labels: the provenance a labelling campaign leaves, for
+    the tests of the SQL path."""
+    from aiida import orm
+    from aiida.common.links import LinkType
+    from aiida.engine import calcfunction
+    from ase.build import bulk
+
+    from aiida_sianode.data.label import LabelData
+
+    computer = orm.Computer(
+        'scale-host', hostname='localhost', transport_type='core.local', scheduler_type='core.direct'
+    )
+    computer.set_workdir('/tmp/scale-host')
+    computer.store()
+    code = orm.InstalledCode(label='sianode-label', computer=computer, filepath_executable='/bin/true').store()
+
+    @calcfunction
+    def label_from_arrays(arrays):
+        atoms = bulk('Si', 'diamond', a=5.43)
+        energy = float(arrays.get_array('energy')[0])
+        return LabelData(
+            atoms,
+            energy=energy,
+            forces=arrays.get_array('forces'),
+            level_of_theory=PBE,
+            source={'kind': 'calculation'},
+        )
+
+    labels = []
+    for index in range(2 * n):
+        job = orm.CalcJobNode(computer=computer, process_type='aiida.calculations:sianode.label')
+        job.set_process_state('finished')
+        job.set_exit_status(0)
+        job.set_option('resources', {'num_machines': 1})
+        job.base.links.add_incoming(code, LinkType.INPUT_CALC, 'code')
+        job.store()
+        if index < n:
+            atoms = bulk('Si', 'diamond', a=5.40 + 0.01 * index)
+            label = LabelData(
+                atoms,
+                energy=-10.0 - index,
+                forces=np.zeros((2, 3)),
+                level_of_theory=PBE,
+                source={'kind': 'calculation'},
+            )
+            label.base.links.add_incoming(job, LinkType.CREATE, 'label')
+            labels.append(label.store())
+        else:
+            arrays = orm.ArrayData()
+            arrays.set_array('energy', np.array([-20.0 - index]))
+            arrays.set_array('forces', np.full((2, 3), 0.01 * index))
+            arrays.base.links.add_incoming(job, LinkType.CREATE, 'output_arrays')
+            arrays.store()
+            job.seal()
+            labels.append(label_from_arrays(arrays))
+    return labels
+
+
+def compare_sql_path(pks: list[int]) -> dict:
+    """The SQL path of ``aiida_sianode.query`` against the QueryBuilder path of ``aiida_sianode.provenance`` on a
+    dataset of imported labels and labels made by calculations, in two generations, and a potential trained on it:
+    which answers are equal, and the SQL answers with the profile's own pks and uuids taken out (for the test that
+    compares the backends)."""
+    from aiida_sianode import provenance, query
+    from aiida_sianode.common import level_of_theory as lot
+    from aiida_sianode.data.dataset import build_dataset
+
+    pbe = lot.fingerprint(lot.normalise(PBE))
+    columns = ['attributes.formula', 'attributes.energy', 'attributes.source.frame', 'attributes.source.filename']
+    made = calculated_labels(3)
+    parent = build_dataset(pks[:20] + [label.pk for label in made[:3]], valid_fraction=0.25, seed=5)
+    child = build_dataset(pks[20:30] + [label.pk for label in made[3:]], valid_fraction=0.25, seed=6, parent=parent)
+    slow_rows = provenance.calculations_behind_labels(pks[:40] + [label.pk for label in made])
+    fast_rows = query.calculations_behind_labels_sql(pks[:40] + [label.pk for label in made])
+    answer = {
+        'same_label_ids': [
+            query.label_ids_of_dataset_sql(dataset) == provenance.label_ids_of_dataset(dataset)
+            for dataset in (parent, child)
+        ],
+        'same_calculations_of_dataset': query.calculations_behind_dataset_sql(child)
+        == provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)]),
+        'same_calculations_of_labels': fast_rows == slow_rows,
+        'same_summary': query.summarise_dataset_sql(child)
+        == provenance.summarise_calculations(
+            provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)])
+        ),
+        'same_find_labels': [
+            query.find_labels_sql(**filters) == query.find_labels(**filters)
+            for filters in (
+                {'fingerprint': pbe, 'elements': ['Si', 'Li'], 'project': columns},
+                {'elements': ['Si'], 'project': columns},
+                {'method': 'PBEsol', 'project': columns},
+                {'group': 'check-PBE', 'project': columns},
+                {'code': 'vasp', 'project': ['id', 'uuid']},
+            )
+        ],
+        'same_counts': query.label_counts() == query.label_counts_querybuilder(),
+        'same_group_counts': query.label_counts(group='check-PBE')
+        == query.label_counts_querybuilder(group='check-PBE'),
+        'n_labels_of_child': len(query.label_ids_of_dataset_sql(child)),
+        # imported labels are made by their file, whose folder differs between runs: keep the file's name
+        'summary': [
+            {**group, 'made_by': pathlib.Path(group['made_by']).name} for group in query.summarise_dataset_sql(child)
+        ],
+        'counts': query.label_counts(),
+        'calculations': [
+            [row['formula'], row['process_label'], row['code'], row['calculation_pk'] is None] for row in fast_rows
+        ],
+    }
+    return answer
+
+
 def _cell(value, form: str = '.3f') -> str:
     return '-' if value is None else format(value, form)
 
@@ -467,8 +620,11 @@ def markdown(results: list[dict]) -> str:
         '| backend | labels | import s (CPU s) | ms/label | one-by-one ms/label | kB/label (db + repo) '
         '| Li-Si PBE query s (rows) | PBEsol query s (rows) | dataset build s (CPU s) | frames | dataset kB/frame '
         '| labels behind potential s (rows) | calculations behind potential s | potentials using a label s '
+        '| SQL: Li-Si PBE query s (CPU) | SQL: PBEsol query s (CPU) '
+        '| SQL: labels behind potential s (CPU) | SQL: calculations behind potential s (CPU) '
+        '| SQL: made-by summary s (CPU) | SQL: label counts s (CPU) '
         '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
@@ -494,7 +650,18 @@ def markdown(results: list[dict]) -> str:
             f'| {_cell(dataset_kb, ".1f")} '
             f'| {_cell(behind)} ({q.get("labels_behind_potential_rows", "-")}) '
             f'| {_cell(q.get("calculations_behind_potential_s"))} | {_cell(q.get("potentials_using_label_s"))} '
-            f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
+            + ''.join(
+                f'| {_cell(q.get(f"{name}_s"))} ({_cell(q.get(f"{name}_cpu_s"))}) ' if f'{name}_s' in q else '| - '
+                for name in (
+                    'by_fingerprint_and_elements_sql',
+                    'by_method_sql',
+                    'labels_behind_potential_sql',
+                    'calculations_behind_potential_sql',
+                    'summarise_potential_sql',
+                    'label_counts_sql',
+                )
+            )
+            + f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
             + (
                 f'| {prepare["wall_s"]:.1f} ({prepare["cpu_s"]:.1f}, {prepare["peak_rss_mb"]:.0f}) '
                 if prepare

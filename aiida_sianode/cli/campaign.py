@@ -464,31 +464,61 @@ def cmd_provenance():
 
 @cmd_provenance.command('labels')
 @click.argument('potential_pk', type=str)
+@click.option(
+    '--summary', is_flag=True, help='Only the counts per code, process and level of theory (no row per label).'
+)
 @JSON_OPTION
 @decorators.with_dbenv()
-def cmd_provenance_labels(potential_pk, as_json):
-    """List the labels behind POTENTIAL_PK with the calculations, codes and levels of theory that made them."""
+def cmd_provenance_labels(potential_pk, summary, as_json):
+    """List the labels behind POTENTIAL_PK with the calculations, codes and levels of theory that made them.
+
+    The rows come from one SQL statement (a recursive CTE over the dataset generations), the summary from a GROUP BY
+    in the database: neither loads a node.
+    """
     from aiida import orm
 
     from aiida_sianode.data.potential import PotentialData
-    from aiida_sianode.provenance import calculations_behind_labels, labels_behind_potential, summarise_calculations
+    from aiida_sianode.provenance import summarise_calculations
+    from aiida_sianode.query import calculations_behind_dataset_sql, dataset_pk_of_potential, summarise_dataset_sql
 
     potential = orm.load_node(potential_pk)
     if not isinstance(potential, PotentialData):
         fail(f'node {potential_pk} is a {type(potential).__name__}, not a PotentialData', as_json)
-    labels = labels_behind_potential(potential)
-    rows = calculations_behind_labels(labels)
-    result = {
-        'potential': potential.pk,
-        'n_labels': len(labels),
-        'labels': rows,
-        'by_code': summarise_calculations(rows),
-    }
+    dataset = dataset_pk_of_potential(potential)
+    if summary or not as_json:
+        rows, by_code = None, summarise_dataset_sql(dataset)
+    else:
+        rows = calculations_behind_dataset_sql(dataset)
+        by_code = summarise_calculations(rows)
+    n_labels = sum(group['n_labels'] for group in by_code)
     if as_json:
-        echo_json(result)
+        echo_json(
+            {
+                'potential': potential.pk,
+                'n_labels': n_labels,
+                'by_code': by_code,
+                **({'labels': rows} if rows is not None else {}),
+            }
+        )
         return
-    echo_info(f'PotentialData<{potential.pk}>: {len(labels)} labels')
-    echo_table(summarise_calculations(rows), list(summarise_calculations(rows)[0]) if rows else [])
+    echo_info(f'PotentialData<{potential.pk}>: {n_labels} labels')
+    echo_table(by_code, list(by_code[0]) if by_code else [])
+
+
+@cmd_provenance.command('label-counts')
+@click.option('--group', default=None, help='Only the labels in the group of this name.')
+@JSON_OPTION
+@decorators.with_dbenv()
+def cmd_provenance_label_counts(group, as_json):
+    """Count the labels per level of theory and element set (one GROUP BY in the database)."""
+    from aiida_sianode.query import label_counts
+
+    counts = label_counts(group=group)
+    if as_json:
+        echo_json(counts)
+        return
+    rows = [{**row, 'elements': '-'.join(row['elements'] or [])} for row in counts]
+    echo_table(rows, ['n_labels', 'method', 'code', 'elements', 'fingerprint'])
 
 
 @cmd_provenance.command('potentials')

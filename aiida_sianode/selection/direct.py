@@ -7,8 +7,9 @@ every region of descriptor space, rather than the most uncertain ones.
    principal components that together explain ``explained_variance`` of the variance, each component weighted by
    its explained-variance ratio (so that minor components count less in the distances);
 2. cluster with BIRCH (:class:`sklearn.cluster.Birch`): either a fixed number of clusters (the BIRCH threshold is
-   halved until there are at least that many subclusters, which are then merged by agglomerative clustering), or
-   every BIRCH subcluster of radius ``threshold`` is a cluster;
+   halved until there are at least that many subclusters, which are then merged by agglomerative clustering, or
+   by weighted k-means when there are more than :data:`AGGLOMERATIVE_MAX_SUBCLUSTERS`: see :func:`birch_clusters`),
+   or every BIRCH subcluster of radius ``threshold`` is a cluster;
 3. stratified sampling: the ``k`` frames nearest each cluster's centroid. Every cluster gets a pick.
 
 Everything here is deterministic: the same features give the same picks.
@@ -71,14 +72,39 @@ def _as_features(features: np.ndarray) -> np.ndarray:
     return features
 
 
+#: Up to this many BIRCH subclusters are merged by agglomerative (Ward) clustering, as scikit-learn's ``Birch`` does
+#: with a fixed ``n_clusters``; its cost grows with the square of the subclusters. Above it the threshold is raised
+#: until there are at most ``max(2 * n_clusters, AGGLOMERATIVE_MAX_SUBCLUSTERS)`` subclusters, and more than this
+#: many are merged by k-means weighted by the frames in each (linear in the subclusters per iteration).
+AGGLOMERATIVE_MAX_SUBCLUSTERS = 5000
+#: Bisections of the BIRCH threshold (in log scale) to bring the subclusters into that window.
+MAX_THRESHOLD_BISECTIONS = 12
+
+
+def _birch_tree(points: np.ndarray, threshold: float):
+    """BIRCH's tree of subclusters of radius ``threshold`` (no global step, no labels)."""
+    from sklearn.cluster import Birch
+
+    return Birch(threshold=threshold, n_clusters=None, compute_labels=False).fit(points)
+
+
 def birch_clusters(points: np.ndarray, n_clusters: int | None = None, threshold: float | None = None):
     """Cluster ``points`` with BIRCH; return ``(labels, threshold_used)``.
 
     Give ``n_clusters`` (a fixed count; capped at the number of distinct points) or ``threshold`` (the subcluster
     radius; every subcluster is a cluster). With ``n_clusters``, ``threshold`` is the first BIRCH threshold tried
-    (default: a fifth of the points' RMS distance from their mean) and is halved until there are enough subclusters.
+    (default: a fifth of the points' RMS distance from their mean) and is halved until there are enough subclusters;
+    the subclusters are then merged into ``n_clusters`` clusters on their centroids alone, and every point takes the
+    cluster of its nearest subcluster centroid:
+
+    - up to :data:`AGGLOMERATIVE_MAX_SUBCLUSTERS` subclusters by agglomerative (Ward) clustering, which is what
+      scikit-learn's ``Birch(n_clusters=...)`` does (the same labels as before on small sets);
+    - more (10^5 frames into thousands of clusters): the threshold is first bisected upwards to leave at most
+      ``max(2 * n_clusters, AGGLOMERATIVE_MAX_SUBCLUSTERS)`` subclusters, then k-means (``random_state=0``, one
+      k-means++ start) weighted by the points of each subcluster merges them. Both steps are linear in the points.
+
+    Deterministic: the same points give the same labels.
     """
-    from sklearn.cluster import Birch
     from sklearn.exceptions import ConvergenceWarning
 
     if n_clusters is None and threshold is None:
@@ -86,6 +112,8 @@ def birch_clusters(points: np.ndarray, n_clusters: int | None = None, threshold:
     if threshold is not None and (not np.isfinite(threshold) or threshold <= 0):
         raise ValueError(f'the BIRCH threshold must be a finite number > 0, got {threshold!r}')
     if n_clusters is None:
+        from sklearn.cluster import Birch
+
         birch = Birch(threshold=threshold, n_clusters=None).fit(points)
         return birch.labels_.astype(int), float(threshold)
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer) or n_clusters < 1:
@@ -97,14 +125,39 @@ def birch_clusters(points: np.ndarray, n_clusters: int | None = None, threshold:
     spread = float(np.sqrt(np.mean(np.sum((points - points.mean(axis=0)) ** 2, axis=1))))
     current = threshold if threshold is not None else max(spread / 5, np.finfo(float).tiny)
     for _ in range(MAX_THRESHOLD_HALVINGS):
-        birch = Birch(threshold=current, n_clusters=None).fit(points)
+        birch = _birch_tree(points, current)
         if len(birch.subcluster_centers_) >= n_clusters:
             break
         current /= 2
+    most = max(2 * n_clusters, AGGLOMERATIVE_MAX_SUBCLUSTERS)
+    if len(birch.subcluster_centers_) > most:
+        # too many subclusters for the merge: bisect (log scale) between this threshold and the last one that gave
+        # too few, keeping the largest threshold that still gives at least n_clusters subclusters
+        low, high = current, current * 2
+        for _ in range(MAX_THRESHOLD_BISECTIONS):
+            middle = float(np.sqrt(low * high))
+            tree = _birch_tree(points, middle)
+            if len(tree.subcluster_centers_) < n_clusters:
+                high = middle
+                continue
+            low, birch, current = middle, tree, middle
+            if len(tree.subcluster_centers_) <= most:
+                break
+    centres = birch.subcluster_centers_
+    nearest = birch.predict(points)  # every point's subcluster (n_clusters=None: the subcluster index)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', ConvergenceWarning)
-        birch = Birch(threshold=current, n_clusters=n_clusters).fit(points)
-    return birch.labels_.astype(int), float(current)
+        if len(centres) <= AGGLOMERATIVE_MAX_SUBCLUSTERS:
+            from sklearn.cluster import AgglomerativeClustering
+
+            merged = AgglomerativeClustering(n_clusters=n_clusters).fit(centres).labels_
+        else:
+            from sklearn.cluster import KMeans
+
+            weights = np.bincount(nearest, minlength=len(centres)).astype(float)
+            kmeans = KMeans(n_clusters=n_clusters, n_init=1, random_state=0)
+            merged = kmeans.fit(centres, sample_weight=weights).labels_
+    return merged[nearest].astype(int), float(current)
 
 
 @dataclass
@@ -147,12 +200,11 @@ def direct_sample(
     encoding = encode(features, explained_variance=explained_variance, weighted=weighted)
     labels, used = birch_clusters(encoding.features, n_clusters=n_clusters, threshold=threshold)
     clusters, labels, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    centroids = np.stack([encoding.features[labels == cluster].mean(axis=0) for cluster in range(len(clusters))])
+    # each cluster's members in frame order, from one stable sort (not one pass over all frames per cluster)
+    members = np.split(np.argsort(labels, kind='stable'), np.cumsum(sizes)[:-1])
+    centroids = np.stack([encoding.features[rows].mean(axis=0) for rows in members])
     distances = np.linalg.norm(encoding.features - centroids[labels], axis=1)
-    ranked = []
-    for cluster in range(len(clusters)):
-        members = np.flatnonzero(labels == cluster)
-        ranked.append(members[np.lexsort((members, distances[members]))][:k])
+    ranked = [rows[np.lexsort((rows, distances[rows]))][:k] for rows in members]
     by_size = sorted(range(len(clusters)), key=lambda cluster: (-sizes[cluster], cluster))
     selected = [
         int(ranked[cluster][depth]) for depth in range(k) for cluster in by_size if depth < len(ranked[cluster])

@@ -231,6 +231,22 @@ def test_queries_answer_the_same_on_sqlite_and_postgresql(tmp_path):
         assert answer['sealed_finished_ok'] == [True, True]
     assert datasets['datasets_using_first_label'] == [[False, True], [True, False]]
     assert datasets['datasets_using_child_label'] == [[False, True], [True, False]]
+    # the SQL path (aiida_sianode.query) answers as the QueryBuilder path (scale.compare_sql_path)
+    sql = sqlite['sql_path']
+    assert all(
+        value is True or (isinstance(value, list) and set(value) == {True})
+        for key, value in sql.items()
+        if key.startswith('same_')
+    ), sql
+    assert sql['n_labels_of_child'] == 36
+    summary = {group['made_by']: (group['n_labels'], group['n_calculations']) for group in sql['summary']}
+    assert summary == {'PBE_000.extxyz': (30, 0), 'sianode-label@scale-host': (6, 6)}
+    counts = {(row['code'], row['method'], *row['elements']): row['n_labels'] for row in sql['counts']}
+    assert counts == {
+        ('vasp', 'PBE', 'Si'): 140 + 6,
+        ('vasp', 'PBE', 'Li', 'Si'): 20,
+        ('vasp', 'PBEsol', 'Si'): 40,
+    }
     reason = _postgres_reason()
     if reason is not None:
         pytest.skip(reason)
