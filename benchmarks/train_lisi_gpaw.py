@@ -18,10 +18,14 @@ Two stages, each resumable:
 Usage (repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label --workers 2
-    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --save-models fixtures/models/lisi_fast
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --serial --save-models fixtures/models/lisi_fast \
+        --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
+        --override stage_two=true --override stage_two_start=50
     python benchmarks/train_lisi_gpaw.py --report-only
 
-Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does.
+Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does; with
+``--profile NAME`` (the committee in `fixtures/models/lisi_fast` was trained with ``--profile sianode``, the worktree
+profile) the members stay there as PotentialData for ``benchmarks/properties_lisi.py --potentials``.
 """
 
 from __future__ import annotations
