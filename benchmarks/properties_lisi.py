@@ -165,6 +165,29 @@ def table(case: str) -> str:
     return '\n'.join(lines)
 
 
+def crystal_hull(case: str = 'lithiation') -> str:
+    """Each member's hull, voltage steps and average voltage from its relaxed crystals alone (the amorphous cells of
+    a ``--amorphous`` run left out), recomputed by ``lithiation_analysis`` from the saved JSON: one collapsed
+    amorphous cell otherwise decides a member's whole hull."""
+    from aiida_sianode.properties.lithiation import lithiation_analysis
+
+    record = json.loads((OUT / f'{case}.json').read_text())
+    keys = ('name', 'kind', 'formula', 'n_li', 'n_si', 'energy_ev', 'volume_a3')
+    lines = ['| member | stable phases | voltage steps (V, to phase) | average voltage (V) | Li-richest stable x |']
+    lines.append('|---|---|---|---|---|')
+    for member in record['document']['results']['members']:
+        entries = [
+            {key: entry[key] for key in keys} for entry in member['extra']['entries'] if entry['kind'] == 'crystal'
+        ]
+        result = lithiation_analysis(entries)
+        steps = ', '.join(f'{step["voltage_v"]:.3f} ({step["to"]})' for step in result['extra']['voltage_steps'])
+        lines.append(
+            f'| {member["index"]} | {", ".join(result["extra"]["stable_phases"])} | {steps} | '
+            f'{result["scalars"]["average_voltage_v"]:.3f} | {result["scalars"]["x_max_stable"]:.3g} |'
+        )
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--potentials', help='PotentialData PKs of the members, comma separated.')
@@ -180,6 +203,8 @@ def main(argv=None) -> int:
     if args.table:
         for case in args.case:
             print(f'### {case}\n\n{table(case)}\n')
+            if case == 'lithiation':
+                print(f'Crystals only:\n\n{crystal_hull(case)}\n')
         return 0
     if not args.potentials:
         parser.error('--potentials is required to run a case')

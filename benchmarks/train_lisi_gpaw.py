@@ -18,15 +18,20 @@ Two stages, each resumable:
 Usage (repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label --workers 2
-    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --save-models fixtures/models/lisi_fast
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --serial --save-models fixtures/models/lisi_fast \
+        --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
+        --override stage_two=true --override stage_two_start=50
     python benchmarks/train_lisi_gpaw.py --report-only
 
-Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does.
+Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does; with
+``--profile NAME`` (the committee in `fixtures/models/lisi_fast` was trained with ``--profile sianode``, the worktree
+profile) the members stay there as PotentialData for ``benchmarks/properties_lisi.py --potentials``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -292,13 +297,33 @@ def train_stage(args, results: dict) -> None:
     dataset = build_dataset(train, valid_fraction=0.1, seed=0)
     test_dataset = build_dataset(test, valid_fraction=0.0, seed=0)
     print(f'dataset<{dataset.pk}> {dataset.split_counts}, test<{test_dataset.pk}> {test_dataset.n_frames} frames')
-    record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
+    with one_job_at_a_time(code.computer, args.serial):
+        record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
+    record['serial_members'] = args.serial
     record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
     record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
     if args.save_models is not None and record.get('metrics'):
         record['saved_models'] = str(args.save_models)
         save_models(record['workchain_pk'], args.save_models, record)
     results['training'] = record
+
+
+@contextlib.contextmanager
+def one_job_at_a_time(computer, serial: bool):
+    """With ``serial``, make the computer's jobs wait for one another (a ``flock`` on a file in the AiiDA
+    configuration, prepended to every job script) while the block runs, so that the committee's members, which
+    TrainCommitteeWorkChain submits all at once, train one after the other on a shared machine; the computer's own
+    prepend text is restored afterwards."""
+    if not serial:
+        yield
+        return
+    lock = pathlib.Path(os.environ.get('AIIDA_PATH', tempfile.gettempdir())) / 'train_lisi_gpaw.lock'
+    previous = computer.get_prepend_text()
+    computer.set_prepend_text('\n'.join(filter(None, [previous, f'exec 9>"{lock}"', 'flock 9'])))
+    try:
+        yield
+    finally:
+        computer.set_prepend_text(previous)
 
 
 def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
@@ -482,6 +507,9 @@ def main(argv=None) -> int:
     parser.add_argument('--profile', default=None)
     parser.add_argument('--override', action='append', default=[], help='KEY=VALUE as for `aiida-sianode train`.')
     parser.add_argument('--save-models', type=pathlib.Path, default=None)
+    parser.add_argument(
+        '--serial', action='store_true', help='Train the members one after the other (one job at a time).'
+    )
     parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.workers < 1:
