@@ -128,10 +128,16 @@ def read_input(path: pathlib.Path) -> tuple[str, list, list[pathlib.Path], dict]
 def member_settings(module, settings: dict, models: list[pathlib.Path], index: int) -> dict:
     """Return the kernel settings for member ``index``: for a kernel that watches the committee (``committee_models``
     among its ``DEFAULTS``) the committee's model files (absolute paths, whatever the settings said: the committee is
-    the one this engine runs) and ``member_index``; the settings unchanged for every other kernel."""
-    if 'committee_models' not in getattr(module, 'DEFAULTS', {}):
-        return settings
-    return {**settings, 'committee_models': [str(path.resolve()) for path in models], 'member_index': index}
+    the one this engine runs) and ``member_index``; for a kernel that runs production MD under its ``md`` settings
+    (``diffusion``) the same inside ``md``, so that its MD watches the committee too; the settings unchanged for every
+    other kernel."""
+    defaults = getattr(module, 'DEFAULTS', {})
+    committee = {'committee_models': [str(path.resolve()) for path in models], 'member_index': index}
+    if 'committee_models' in defaults:
+        return {**settings, **committee}
+    if isinstance(defaults.get('md'), dict):
+        return {**settings, 'md': {**(settings.get('md') or {}), **committee}}
+    return settings
 
 
 def read_finished_member(path: pathlib.Path, digest: str) -> dict | None:

@@ -120,3 +120,11 @@ def test_committee_models_passed_to_the_kernels_that_watch(tmp_path):
         assert given['member_index'] == 1
         assert given['temperature_k'] == 300.0
     assert engine.member_settings(eos, {'points': 7}, models, 0) == {'points': 7}
+    # diffusion runs production MD under `md`: its MD watches the committee (it took no sample before this was passed)
+    given = engine.member_settings(load_kind('diffusion'), {'species': 'Li', 'md': {'length_ps': 2.0}}, models, 0)
+    assert given['md'] == {
+        'length_ps': 2.0,
+        'committee_models': [str(path.resolve()) for path in models],
+        'member_index': 0,
+    }
+    assert given['species'] == 'Li' and 'committee_models' not in given
