@@ -60,9 +60,9 @@ def once(results_filename: str, engine: str) -> Callable:
         @functools.wraps(main)
         def wrapper(argv: Sequence[str] | None = None) -> int:
             arguments = list(sys.argv[1:] if argv is None else argv)
-            directory = pathlib.Path(arguments[0]).resolve().parent if len(arguments) == 1 else None
-            if directory is None or not directory.is_dir():
-                return main(arguments)  # usage errors are the engine's to report
+            if len(arguments) != 1 or not pathlib.Path(arguments[0]).is_file():
+                return main(arguments)  # usage errors and a missing input are the engine's to report
+            directory = pathlib.Path(arguments[0]).resolve().parent
             with run_once(directory, results_filename, engine) as first:
                 if not first:
                     print(f'{results_filename} is already in {directory}: an earlier job of this folder ran the engine')
