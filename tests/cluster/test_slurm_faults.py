@@ -29,15 +29,18 @@ RETRY_EXPECTED = True
 SUBMIT = """
 from aiida.engine import submit
 from ase.build import bulk
-from aiida_sianode.deploy.cluster import default_options
+from aiida_sianode.deploy.cluster import default_options, merge_options
 from aiida_sianode.workflows.label.local import XtbLabelWorkChain
 
 code = orm.load_code('sianode-label@loop-slurm')
+# a job stays RUNNING long enough for the test to see it and act on it: at low load a 64-atom xTB label
+# ran and finished between two polls (run of 2 December 2026, job 158)
+options = merge_options(default_options(code), {{'prepend_text': 'sleep 20'}})
 pks = []
 for seed in {seeds}:
     atoms = bulk('Si', 'diamond', a=5.43, cubic=True).repeat((2, 2, 2))  # 64 atoms: a job that runs for a while
     atoms.rattle(0.05, seed=seed)
-    builder = XtbLabelWorkChain.get_builder_from_protocol(code, atoms, protocol='fast', options=default_options(code))
+    builder = XtbLabelWorkChain.get_builder_from_protocol(code, atoms, protocol='fast', options=options)
     builder.metadata.label = f'fault-si64-seed{{seed}}'
     pks.append(submit(builder).pk)
 print(json.dumps(pks))

@@ -14,15 +14,18 @@ import psutil
 SUBMIT_LABELS = """
 from aiida.engine import submit
 from ase.build import bulk
-from aiida_sianode.deploy.cluster import default_options
+from aiida_sianode.deploy.cluster import default_options, merge_options
 from aiida_sianode.workflows.label.local import XtbLabelWorkChain
 
 code = orm.load_code('sianode-label@loop-slurm')
+# the labels are still running when the daemon has been restarted: at low load all eight 8-atom labels
+# finished first (run of 2 December 2026)
+options = merge_options(default_options(code), {{'prepend_text': 'sleep 30'}})
 pks = []
 for seed in range(7, 15):
     atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
     atoms.rattle(0.05, seed=seed)
-    builder = XtbLabelWorkChain.get_builder_from_protocol(code, atoms, protocol='fast', options=default_options(code))
+    builder = XtbLabelWorkChain.get_builder_from_protocol(code, atoms, protocol='fast', options=options)
     pks.append(submit(builder).pk)
 print(json.dumps(pks))
 """
