@@ -20,7 +20,7 @@ from aiida_sianode.workflows.label.local import XtbLabelWorkChain
 code = orm.load_code('sianode-label@loop-slurm')
 # the labels are still running when the daemon has been restarted: at low load all eight 8-atom labels
 # finished first (run of 2 December 2026)
-options = merge_options(default_options(code), {{'prepend_text': 'sleep 30'}})
+options = merge_options(default_options(code), {'prepend_text': 'sleep 30'})
 pks = []
 for seed in range(7, 15):
     atoms = bulk('Si', 'diamond', a=5.43, cubic=True)
