@@ -298,6 +298,17 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
         label = temperature_label(temperature)
         run_settings = {**merged['md'], 'temperature_k': temperature}
         summary = md.run_md(structures[0], calculator, run_settings, workdir / f'T_{label.upper()}', others=others)
+        if summary['stop_reason'] in md.PHYSICAL_STOPS:
+            # the member blew up at this temperature: its MSD measures the explosion, not diffusion
+            per_temperature.append(
+                {
+                    'temperature_k': temperature,
+                    'stop_reason': summary['stop_reason'],
+                    'stopped_at_ps': summary['n_steps'] * merged['md']['timestep_fs'] / 1000,
+                    'flagged_steps': summary['flagged_steps'],
+                }
+            )
+            continue
         analysis = analyse_run(workdir / f'T_{label.upper()}', merged['species'], merged)
         conductivity = nernst_einstein_conductivity(
             analysis['d_cm2_s'], analysis['n_carriers'], analysis['volume_a3'], temperature, merged['charge']
@@ -327,7 +338,10 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
             }
         )
     extra: dict[str, Any] = {'species': merged['species'], 'temperatures': per_temperature}
-    temperatures = merged['temperatures_k']
+    excluded = [entry['temperature_k'] for entry in per_temperature if entry['stop_reason'] in md.PHYSICAL_STOPS]
+    if excluded:
+        extra['excluded_temperatures_k'] = excluded
+    temperatures = [t for t in merged['temperatures_k'] if t not in excluded]
     if len(temperatures) >= 2:
         d = [scalars[f'd_{temperature_label(t)}_cm2_s'] for t in temperatures]
         d_std = [scalars[f'd_{temperature_label(t)}_sampling_std_cm2_s'] for t in temperatures]
@@ -337,7 +351,7 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
             extra['arrhenius_error'] = str(exception)
         else:
             d300, d300_std = arrhenius_extrapolate(fit, 300.0)
-            reference = per_temperature[0]
+            reference = next(entry for entry in per_temperature if entry['temperature_k'] == temperatures[0])
             scalars.update(
                 ea_ev=fit['ea_ev'],
                 ea_fit_std_ev=fit['ea_std_ev'],
@@ -355,6 +369,11 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
                 'y_label': 'log10 D (cm^2/s)',
             }
             extra['arrhenius'] = fit
+    elif len(merged['temperatures_k']) >= 2:
+        extra['arrhenius_error'] = (
+            f'no Arrhenius fit: {len(temperatures)} of {len(merged["temperatures_k"])} temperatures ran without '
+            f'blowing up (excluded: {", ".join(f"{t:g} K" for t in excluded)})'
+        )
     plot_member(workdir, merged, curves, per_temperature, scalars)
     return {'scalars': scalars, 'curves': curves, 'extra': extra}
 
@@ -369,6 +388,8 @@ def plot_member(workdir: pathlib.Path, settings, curves, per_temperature, scalar
 
     figure, axis = plt.subplots(figsize=(4.8, 3.4), dpi=100)
     for entry in per_temperature:
+        if entry['stop_reason'] in md.PHYSICAL_STOPS:
+            continue
         curve = curves[f'msd_{temperature_label(entry["temperature_k"])}']
         line = axis.plot(curve['x'], curve['y'], label=f'{entry["temperature_k"]:g} K')[0]
         axis.axvspan(entry['fit_start_ps'], entry['fit_end_ps'], color=line.get_color(), alpha=0.08)
@@ -380,7 +401,7 @@ def plot_member(workdir: pathlib.Path, settings, curves, per_temperature, scalar
     plt.close(figure)
     if 'ea_ev' not in scalars:
         return
-    temperatures = np.array(settings['temperatures_k'])
+    temperatures = np.array([entry['temperature_k'] for entry in per_temperature if 'fit_start_ps' in entry])
     d = np.array([scalars[f'd_{temperature_label(t)}_cm2_s'] for t in temperatures])
     d_std = np.array([scalars[f'd_{temperature_label(t)}_sampling_std_cm2_s'] for t in temperatures])
     figure, axis = plt.subplots(figsize=(4.8, 3.4), dpi=100)

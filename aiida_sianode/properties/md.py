@@ -16,6 +16,11 @@ Files in ``workdir`` (all appended as the run goes, flushed, so a killed run kee
   ASE holds them) and the random generator's state, replaced atomically every ``checkpoint_interval`` steps;
 * ``md_result.json``: the finished run's summary.
 
+The run stops early, keeping everything written so far, on non-finite energies or forces (``nan``), on an
+instantaneous temperature above ``max_temperature_factor`` times the target (``temperature``: the member is blowing
+up, as exploration's engine also checks), or, with ``on_uncertain: stop``, on the committee's deviation
+(``uncertainty``). After the first two the last checkpoint is the last good state and none is written at the stop.
+
 On start the kernel continues from ``checkpoint.npz`` when it finds one: every file above is cut back to the
 checkpoint's step, so the trajectory has no gap and no repeat, and the continued run is the same, bit for bit, as
 one that was never interrupted. A finished run (``md_result.json`` for the same settings and length) is returned as
@@ -69,6 +74,8 @@ DESCRIPTION = 'production MD (NVT / NPT) driven by one member, with checkpoints 
 
 ENSEMBLES = ('nvt_langevin', 'nvt_nose_hoover', 'nvt_bussi', 'npt_isotropic', 'npt_anisotropic')
 ON_UNCERTAIN = ('flag', 'stop')
+#: stops where the dynamics itself broke (non-finite numbers, a runaway temperature): the run's data stop there
+PHYSICAL_STOPS = ('nan', 'temperature')
 
 #: every setting with its default (the protocol YAML sets them all; units in the names)
 DEFAULTS: dict[str, Any] = {
@@ -91,6 +98,7 @@ DEFAULTS: dict[str, Any] = {
     'force_deviation_upper': 0.25,  # eV/Å
     'on_uncertain': 'flag',
     'uncertainty_patience': 1,  # consecutive samples >= upper before `stop` stops
+    'max_temperature_factor': 5.0,  # stop when the instantaneous temperature exceeds this times the target
     'committee_models': None,  # model files of the whole committee (the property engine sets them); None: no watch
     'member_index': None,  # this member's index in committee_models
 }
@@ -149,6 +157,7 @@ def normalise_settings(settings: Mapping[str, Any], *, kind: str = KIND) -> dict
     for key in ('trajectory_interval', 'chunk_frames', 'thermo_interval', 'sample_interval', 'checkpoint_interval'):
         merged[key] = _number(merged, key, integer=True, low=0)
     merged['uncertainty_patience'] = _number(merged, 'uncertainty_patience', integer=True, low=0)
+    merged['max_temperature_factor'] = _number(merged, 'max_temperature_factor', low=1)
     merged['seed'] = _number(merged, 'seed', integer=True, low=-1)
     if merged['timestep_fs'] > 10:
         raise InvalidPropertyInput(
@@ -272,8 +281,8 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
     :param others: calculators of the other committee members evaluated at sampled frames (``None``: found with
         :func:`find_committee_models`; ``[]``: no watch).
     :returns: the summary also written to ``md_result.json``: ``stop_reason`` (``completed`` | ``uncertainty`` |
-        ``nan``), steps done, thermodynamic averages after equilibration, trust-level fractions, flagged steps,
-        the steps the run was resumed from, speed.
+        ``temperature`` | ``nan``), steps done, thermodynamic averages after equilibration, trust-level fractions,
+        flagged steps, the steps the run was resumed from, speed.
     """
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, force_temperature
 
@@ -332,6 +341,7 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
         consecutive = 0
 
     upper, lower = settings['force_deviation_upper'], settings['force_deviation_lower']
+    temperature_limit = settings['max_temperature_factor'] * settings['temperature_k']
     timestep_ps = settings['timestep_fs'] / 1000
     handles: dict[str, Any] = {}
 
@@ -363,13 +373,17 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
             if not (math.isfinite(energy) and np.all(np.isfinite(forces)) and np.all(np.isfinite(atoms.positions))):
                 stop_reason = 'nan'
                 break
+            temperature = float(atoms.get_temperature())
+            if temperature > temperature_limit:  # a runaway: the potential pumps energy in faster than the thermostat
+                stop_reason = 'temperature'
+                break
             fresh = step > start_step or start_step == 0  # the checkpoint's own step was recorded before the kill
             time_ps = step * timestep_ps
             if fresh and step % settings['thermo_interval'] == 0:
                 record = {
                     'step': step,
                     'time_ps': time_ps,
-                    'temperature_k': float(atoms.get_temperature()),
+                    'temperature_k': temperature,
                     'potential_energy_ev': energy,
                     'kinetic_energy_ev': float(atoms.get_kinetic_energy()),
                     'pressure_gpa': _pressure_gpa(atoms),
@@ -416,8 +430,8 @@ def run_md(atoms, calculator, settings: Mapping[str, Any], workdir: pathlib.Path
             dynamics.step()
             dynamics.nsteps += 1
             step += 1
-        if stop_reason != 'nan':
-            checkpoint(step)
+        if stop_reason not in PHYSICAL_STOPS:
+            checkpoint(step)  # a run that blew up keeps its last good checkpoint
     finally:
         for open_handle in handles.values():
             open_handle.close()

@@ -139,3 +139,51 @@ def test_run_member_on_hot_copper(tmp_path):
     assert (tmp_path / 'msd.png').is_file() and (tmp_path / 'arrhenius.png').is_file()
     assert (tmp_path / 'T_2500K' / 'checkpoint.npz').is_file()
     assert result['curves']['arrhenius']['x'] == pytest.approx([0.4, 1000 / 3500])
+
+
+def test_a_temperature_that_blows_up_is_left_out_of_the_fit(tmp_path, monkeypatch):
+    """At 3000 K the member heats itself (forces along the velocities) and the MD kernel stops it above 5x the target:
+    that temperature gets no D and the Arrhenius fit uses the other two, exactly."""
+    from ase import units
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from aiida_sianode.properties import md
+
+    class Pump(Calculator):
+        implemented_properties = ['energy', 'forces']
+
+        def calculate(self, atoms=None, properties=('energy',), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {'energy': 0.0, 'forces': 0.05 / units.fs * self.atoms.get_momenta()}
+
+    real_run_md = md.run_md
+
+    def run_md(atoms, calculator, settings, workdir, **kwargs):
+        if settings['temperature_k'] == 3000.0:
+            calculator = Pump()
+        return real_run_md(atoms, calculator, settings, workdir, **kwargs)
+
+    monkeypatch.setattr(md, 'run_md', run_md)
+    settings = {
+        'species': 'Cu',
+        'temperatures_k': [2500.0, 3000.0, 3500.0],
+        'n_blocks': 3,
+        'fit_window': [0.1, 0.6],
+        'md': {'timestep_fs': 3.0, 'length_ps': 0.45, 'equilibration_ps': 0.06, 'trajectory_interval': 2},
+    }
+    atoms = bulk('Cu', 'fcc', a=3.7, cubic=True).repeat((2, 1, 1))
+    result = diffusion.run_member([atoms], EMT(), settings, tmp_path)
+    scalars, extra = result['scalars'], result['extra']
+    assert extra['excluded_temperatures_k'] == [3000.0]
+    hot = extra['temperatures'][1]
+    assert hot['stop_reason'] == 'temperature' and hot['stopped_at_ps'] < 0.1
+    assert 'd_3000k_cm2_s' not in scalars and 'msd_3000k' not in result['curves']
+    d_hot, d_cold = scalars['d_3500k_cm2_s'], scalars['d_2500k_cm2_s']
+    expected_ea = math.log(d_hot / d_cold) * diffusion.BOLTZMANN_EV / (1 / 2500 - 1 / 3500)
+    assert scalars['ea_ev'] == pytest.approx(expected_ea, rel=1e-9)
+    assert result['curves']['arrhenius']['x'] == pytest.approx([0.4, 1000 / 3500])
+    assert (tmp_path / 'msd.png').is_file() and (tmp_path / 'arrhenius.png').is_file()
+
+    only_one = diffusion.run_member([atoms], EMT(), {**settings, 'temperatures_k': [2500.0, 3000.0]}, tmp_path / 'b')
+    assert 'ea_ev' not in only_one['scalars']
+    assert only_one['extra']['arrhenius_error'].startswith('no Arrhenius fit: 1 of 2 temperatures')

@@ -225,6 +225,44 @@ def test_uncertainty_watch_flags_and_stops(tmp_path):
     assert stopped['n_steps'] == watched['flagged_steps'][0]
 
 
+class Pump(Calculator):
+    """Forces along each atom's velocity (F = rate * p, no energy): an anti-friction that heats the run
+    exponentially, as a member far outside its training data can."""
+
+    implemented_properties = ['energy', 'forces']
+
+    def __init__(self, rate_per_fs: float):
+        super().__init__()
+        self.rate = rate_per_fs
+
+    def calculate(self, atoms=None, properties=('energy',), system_changes=all_changes):
+        from ase import units
+
+        super().calculate(atoms, properties, system_changes)
+        self.results = {'energy': 0.0, 'forces': self.rate / units.fs * self.atoms.get_momenta()}
+
+
+def test_runaway_temperature_stops_the_run(tmp_path):
+    """A run heating itself (kinetic energy growing as exp(2 (0.05 - 0.01) t/fs) against the Langevin friction) stops
+    at the first step above 5x the target, keeps the frames before it and no checkpoint of the blown-up state."""
+    settings = {**SETTINGS, 'length_ps': 0.4, 'checkpoint_interval': 10, 'thermo_interval': 1}
+    summary = md.run_md(copper(), Pump(0.05), settings, tmp_path)
+    assert summary['stop_reason'] == 'temperature'
+    assert 7 <= summary['n_steps'] <= 14  # ln 5 / 0.08 per fs: 20 fs, 10 steps of 2 fs
+    thermo = md.read_jsonl(tmp_path / md.THERMO)
+    assert [record['step'] for record in thermo] == list(range(summary['n_steps']))
+    assert max(record['temperature_k'] for record in thermo) <= 5 * 500.0
+    checkpoint = md.read_checkpoint(tmp_path / md.CHECKPOINT)
+    assert checkpoint['step'] == (summary['n_steps'] - 1) // 10 * 10
+    again = md.run_md(copper(), Pump(0.05), settings, tmp_path)  # a stopped run is returned as it is
+    assert again == summary
+    loose = md.run_md(copper(), Pump(0.05), {**settings, 'max_temperature_factor': 20.0}, tmp_path / 'loose')
+    assert loose['stop_reason'] == 'temperature'
+    assert 15 <= loose['n_steps'] <= 25  # ln 20 / 0.08 per fs: 37 fs
+    with pytest.raises(InvalidPropertyInput, match='`max_temperature_factor` must be > 1'):
+        md.normalise_settings({'max_temperature_factor': 1.0})
+
+
 def test_run_member_result_shape(tmp_path):
     settings = {**SETTINGS, 'length_ps': 0.1, 'equilibration_ps': 0.02}
     result = md.run_member([copper()], EMT(), settings, tmp_path)
