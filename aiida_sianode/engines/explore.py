@@ -251,6 +251,11 @@ def make_dynamics(atoms, params: Mapping[str, Any], rng: np.random.Generator):
         return NoseHooverChainNVT(atoms, timestep, temperature_K=temperature, tdamp=tdamp)
     if ensemble == 'nvt_bussi':
         return Bussi(atoms, timestep, temperature_K=temperature, taut=tdamp, rng=rng)
+    # ASE's MTK integrators refuse any constraint; they keep the total momentum themselves, so a centre-of-mass
+    # constraint left by an earlier Langevin stage (a quench before an NPT anneal) is dropped, not refused
+    from ase.constraints import FixCom
+
+    atoms.set_constraint([constraint for constraint in atoms.constraints if not isinstance(constraint, FixCom)])
     pressure = params['pressure_gpa'] * units.GPa
     pdamp = params['barostat_time_fs'] * units.fs
     barostat = {'temperature_K': temperature, 'pressure_au': pressure, 'tdamp': tdamp, 'pdamp': pdamp}

@@ -291,6 +291,31 @@ def test_amorphous_members_quench_one_shared_melt(tmp_path):
         assert (tmp_path / f'member_{results.index(result)}' / 'amorphous.extxyz').is_file()
 
 
+def test_amorphous_npt_anneal_after_a_langevin_quench(tmp_path):
+    """The `balanced` protocol's order: a Langevin quench (centre of mass held by a constraint), then an MTK NPT
+    anneal, which refuses constraints; the barostat moves the cell off the quench's density."""
+    from aiida_sianode.properties import amorphous
+
+    overrides = {
+        'density_g_cm3': 8.0,
+        'timestep_fs': 2.0,
+        'sample_interval': 5,
+        'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
+        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
+        'anneal': {'time_ps': 0.02, 'ensemble': 'npt'},
+        'relax': {'max_steps': 20, 'cell': False},
+        'cutoffs': {'Cu-Cu': 3.0},
+        'rings': {'enabled': False},
+    }
+    settings = kernel_settings('amorphous', overrides=overrides)
+    assert kernel_settings('amorphous', protocol='balanced')['anneal']['ensemble'] == 'npt'
+    (tmp_path / 'member_0').mkdir()
+    result = amorphous.run_member([bulk('Cu', 'fcc', a=3.6, cubic=True)], EMT(), settings, tmp_path / 'member_0')
+    assert result['extra']['anneal_steps'] == 10
+    assert result['scalars']['density_g_cm3'] != pytest.approx(8.0, abs=1e-4)
+    assert 7.0 < result['scalars']['density_g_cm3'] < 9.5
+
+
 def test_amorphous_refusals():
     from aiida_sianode.properties import amorphous
 
