@@ -399,24 +399,6 @@ def summarise_dataset_sql(dataset: orm.Node | int) -> list[dict]:
         from aiida_sianode.provenance import summarise_calculations
 
         return summarise_calculations(calculations_behind_dataset_sql(dataset))
-    rows = _calculation_rows(_dataset_labels(pk), summary=True).subquery('rows')
-    made_by = sa.case(
-        (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
-        else_=sa.func.coalesce(
-            sa.func.nullif(rows.c.code, ''), sa.func.nullif(rows.c.process_label, ''), 'calculation'
-        ),
-    ).label('made_by')
-    process_label = sa.case((rows.c.calculation_id.is_(None), None), else_=rows.c.process_label).label('process')
-    query = sa.select(
-        made_by,
-        process_label,
-        sa.func.min(rows.c.code).label('code'),
-        sa.func.min(rows.c.method).label('method'),
-        sa.func.min(rows.c.lot_code).label('lot_code'),
-        rows.c.fingerprint,
-        sa.func.count().label('n_labels'),
-        sa.func.count(sa.distinct(rows.c.calculation_id)).label('n_calculations'),
-    ).group_by(made_by, process_label, rows.c.fingerprint)
     result = [
         {
             'made_by': row.made_by,
@@ -428,11 +410,35 @@ def summarise_dataset_sql(dataset: orm.Node | int) -> list[dict]:
             'n_labels': row.n_labels,
             'n_calculations': row.n_calculations,
         }
-        for row in session.execute(query)
+        for row in session.execute(_summary_statement(pk))
     ]
     from aiida_sianode.provenance import summary_order
 
     return sorted(result, key=summary_order)
+
+
+def _summary_statement(pk: int):
+    """The ``GROUP BY`` of :func:`summarise_dataset_sql` over the labels of dataset ``pk``."""
+    import sqlalchemy as sa
+
+    rows = _calculation_rows(_dataset_labels(pk), summary=True).subquery('rows')
+    made_by = sa.case(
+        (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
+        else_=sa.func.coalesce(
+            sa.func.nullif(rows.c.code, ''), sa.func.nullif(rows.c.process_label, ''), 'calculation'
+        ),
+    ).label('made_by')
+    process_label = sa.case((rows.c.calculation_id.is_(None), None), else_=rows.c.process_label).label('process')
+    return sa.select(
+        made_by,
+        process_label,
+        sa.func.min(rows.c.code).label('code'),
+        sa.func.min(rows.c.method).label('method'),
+        sa.func.min(rows.c.lot_code).label('lot_code'),
+        rows.c.fingerprint,
+        sa.func.count().label('n_labels'),
+        sa.func.count(sa.distinct(rows.c.calculation_id)).label('n_calculations'),
+    ).group_by(made_by, process_label, rows.c.fingerprint)
 
 
 def summarise_potential_sql(potential) -> list[dict]:
@@ -446,6 +452,22 @@ def label_counts(*, group: str | None = None) -> list[dict]:
     Rows ``{'fingerprint', 'method', 'code', 'elements', 'n_labels'}``, most labels first, then by fingerprint and
     elements. ``group``: only the labels in the group of this name.
     """
+    session = _storage()[0]
+    result = [
+        {
+            'fingerprint': row.fingerprint,
+            'method': row.method,
+            'code': row.code,
+            'elements': json.loads(row.elements) if row.elements is not None else None,
+            'n_labels': row.n_labels,
+        }
+        for row in session.execute(_counts_statement(group))
+    ]
+    return sorted(result, key=_count_order)
+
+
+def _counts_statement(group: str | None):
+    """The ``GROUP BY`` of :func:`label_counts`."""
     import sqlalchemy as sa
 
     session, node, _, _ = _storage()
@@ -472,19 +494,7 @@ def label_counts(*, group: str | None = None) -> list[dict]:
                 .where(groups.c.label == group)
             )
         )
-    query = query.group_by(fingerprint, elements_key)
-
-    result = [
-        {
-            'fingerprint': row.fingerprint,
-            'method': row.method,
-            'code': row.code,
-            'elements': json.loads(row.elements) if row.elements is not None else None,
-            'n_labels': row.n_labels,
-        }
-        for row in session.execute(query)
-    ]
-    return sorted(result, key=_count_order)
+    return query.group_by(fingerprint, elements_key)
 
 
 def _groups_tables(session):

@@ -20,6 +20,7 @@ prints the answers of the queries, for the test that compares the two backends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -175,14 +176,20 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def one(backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int, model=None) -> dict:
-    """Run the whole measurement for one backend and size in a fresh profile; return the results."""
+def one(
+    backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int, model=None, keep: bool = False
+) -> dict:
+    """Run the whole measurement for one backend and size in a fresh profile; return the results. ``keep``: leave
+    the profile (and its PostgreSQL database) in place for ``requery``."""
     workdir = pathlib.Path(os.environ['AIIDA_PATH'])
     _, database = make_profile(backend, workdir, pg_url)
     try:
-        return _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model)
+        result = _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model)
+        if keep:
+            result['kept_profile'] = {'aiida_path': str(workdir), 'database': database}
+        return result
     finally:
-        if database is not None:
+        if database is not None and not keep:
             drop_database(pg_url, database)
 
 
@@ -388,12 +395,20 @@ def run(args) -> list[dict]:
     results = []
     for size in args.sizes:
         for backend in args.backends:
-            with tempfile.TemporaryDirectory(prefix='sianode-scale-') as workdir:
+            with contextlib.ExitStack() as stack:
+                if args.keep:  # the profile stays for `requery`: one folder per backend and size
+                    workdir = str(pathlib.Path(args.keep).resolve() / f'{backend}-{size}')
+                    if pathlib.Path(workdir).exists():
+                        raise SystemExit(f'--keep: {workdir} exists (a kept profile); remove it or choose another')
+                    pathlib.Path(workdir).mkdir(parents=True)
+                else:
+                    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='sianode-scale-'))
                 out = pathlib.Path(workdir) / 'result.json'
                 env = {**os.environ, 'AIIDA_PATH': workdir, 'OMP_NUM_THREADS': '1'}
                 command = [sys.executable, __file__, 'one', '--backend', backend, '--size', str(size)]
                 command += ['--json', str(out), '--pg-url', args.pg_url, '--one-by-one', str(args.one_by_one)]
                 command += ['--dataset-labels', str(args.dataset_labels), '--model', str(args.model)]
+                command += ['--keep'] if args.keep else []
                 start = time.perf_counter()
                 subprocess.run(command, env=env, check=True)
                 result = json.loads(out.read_text())
@@ -407,6 +422,60 @@ def run(args) -> list[dict]:
                     kept = [r for r in previous if (r['backend'], r['size']) != (backend, size)]
                     pathlib.Path(args.json).write_text(json.dumps([*kept, result], indent=1) + '\n')
     return results
+
+
+def requery(args) -> None:
+    """Re-time the SQL path on the profiles kept by ``run --keep`` (no import, no dataset build) and replace those
+    columns of each kept profile's row in ``--json``; the row records when and at which load they were re-timed."""
+    results = json.loads(pathlib.Path(args.json).read_text()) if pathlib.Path(args.json).exists() else []
+    for result in results:
+        kept = result.get('kept_profile')
+        if not kept or result['backend'] not in args.backends or result['size'] not in args.sizes:
+            continue
+        if not pathlib.Path(kept['aiida_path']).exists():
+            raise SystemExit(f'requery: the kept profile {kept["aiida_path"]} is gone; run with --keep again')
+        with tempfile.TemporaryDirectory(prefix='sianode-requery-') as directory:
+            out = pathlib.Path(directory) / 'queries.json'
+            env = {**os.environ, 'AIIDA_PATH': kept['aiida_path'], 'OMP_NUM_THREADS': '1'}
+            subprocess.run([sys.executable, __file__, 'requery-one', '--json', str(out)], env=env, check=True)
+            timed_again = json.loads(out.read_text())
+        result['queries'].update(timed_again['queries'])
+        result['requeried'] = {key: timed_again[key] for key in ('when', 'load_average', 'keys')}
+        print(json.dumps({'backend': result['backend'], 'size': result['size'], **timed_again}), flush=True)
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + '\n')
+
+
+def requery_one() -> dict:
+    """In the kept profile (AIIDA_PATH): time the SQL path from the benchmark's potential, and ``find_labels_sql``."""
+    from aiida import load_profile, orm
+
+    load_profile()
+    from aiida_sianode.common import level_of_theory as lot
+    from aiida_sianode.data.potential import PotentialData
+    from aiida_sianode.provenance import calculations_behind_potential
+    from aiida_sianode.query import find_labels, find_labels_sql
+
+    query = orm.QueryBuilder().append(PotentialData, project='id').order_by({PotentialData: {'id': 'desc'}})
+    potential = orm.load_node(query.first()[0])
+    reference = calculations_behind_potential(potential)  # the QueryBuilder path, for the *_same checks
+    queries: dict = {}
+    fingerprint = lot.fingerprint(lot.normalise(PBE))
+    for name, kwargs in (
+        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
+        ('by_method_sql', {'method': 'PBEsol'}),
+    ):
+        cpu = time.process_time()
+        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(rows)
+        queries[f'{name}_same'] = rows == find_labels(**kwargs)
+    measure_sql(queries, potential, reference)
+    return {
+        'queries': queries,
+        'keys': sorted(queries),
+        'when': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+        'load_average': os.getloadavg(),
+    }
 
 
 def check(args) -> dict:
@@ -691,6 +760,12 @@ def main() -> None:
     table.add_argument('inputs', nargs='+', help='JSON result files of `run --json`')
     table.add_argument('--json', required=True, help='the merged results (a row per backend and size, newest wins)')
     table.add_argument('--md', required=True)
+    again = sub.add_parser('requery', help='re-time the SQL path on the profiles kept by `run --keep`')
+    again.add_argument('--json', required=True, help='the results of `run --keep`; their SQL columns are replaced')
+    again.add_argument('--sizes', type=int, nargs='+', default=[100_000])
+    again.add_argument('--backends', nargs='+', default=['sqlite', 'psql'], choices=['sqlite', 'psql'])
+    again.add_argument('--md', help='write the Markdown table of all results in --json here')
+    sub.add_parser('requery-one').add_argument('--json', required=True)
     for name in ('run', 'one', 'check', 'prepare'):
         command = sub.add_parser(name)
         if name == 'prepare':
@@ -708,6 +783,7 @@ def main() -> None:
                 '--dataset-labels', type=int, default=-1, help='PBE labels in the dataset: -1 all, 0 no dataset'
             )
             command.add_argument('--model', type=pathlib.Path, default=MODEL, help='model file of the potential')
+            command.add_argument('--keep', help='keep each profile in KEEP/<backend>-<size> (for `requery`)')
         else:
             command.add_argument('--backend', required=True, choices=['sqlite', 'psql'])
         if name == 'one':
@@ -715,6 +791,7 @@ def main() -> None:
             command.add_argument('--one-by-one', type=int, default=200)
             command.add_argument('--dataset-labels', type=int, default=-1)
             command.add_argument('--model', type=pathlib.Path, default=MODEL)
+            command.add_argument('--keep', action='store_true', help='leave the profile and its database in place')
     args = parser.parse_args()
     if args.command == 'table':
         merged = {}
@@ -723,6 +800,14 @@ def main() -> None:
                 merged[(result['backend'], result['size'])] = result
         pathlib.Path(args.json).write_text(json.dumps(list(merged.values()), indent=1) + '\n')
         write_table(pathlib.Path(args.md), markdown(list(merged.values())))
+        return
+    if args.command == 'requery':
+        requery(args)
+        if args.md:
+            write_table(pathlib.Path(args.md), markdown(json.loads(pathlib.Path(args.json).read_text())))
+        return
+    if args.command == 'requery-one':
+        pathlib.Path(args.json).write_text(json.dumps(requery_one(), default=float))
         return
     if args.command == 'run':
         if args.md and not args.json:
@@ -734,7 +819,7 @@ def main() -> None:
             print(table)
         return
     if args.command == 'one':
-        result = one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels, args.model)
+        result = one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels, args.model, args.keep)
     else:
         result = check(args) if args.command == 'check' else prepare(args)
     text = json.dumps(result, default=float)
