@@ -201,8 +201,30 @@ def measure_sql(queries: dict, potential, reference_rows: list[dict]) -> None:
     def label_ids_behind_potential_sql(potential):
         return query.label_ids_of_dataset_sql(query.dataset_pk_of_potential(potential))
 
+    def label_pks_behind_potential(potential):
+        return query.label_pks_of_dataset(query.dataset_pk_of_potential(potential))
+
+    def bare_link_ids(potential):
+        """The floor: the label ids of the dataset's build links, a bare SELECT through the same session."""
+        import sqlalchemy as sa
+
+        session, _, link, _ = query._storage()
+        builds = query._builds(query.dataset_pk_of_potential(potential))
+        statement = sa.select(link.c.input_id).where(link.c.output_id.in_(builds), link.c.type == 'input_calc')
+        return session.execute(statement).all()
+
+    def first_calculation_row(potential):
+        """Time to the first row of the streamed calculations (the statement runs before the first row)."""
+        rows = query.iter_calculations_behind_dataset(query.dataset_pk_of_potential(potential))
+        first = [next(rows)]
+        rows.close()
+        return first
+
     for name, function in (
+        ('bare_link_ids', bare_link_ids),
+        ('label_pks_behind_potential', label_pks_behind_potential),
         ('labels_behind_potential_sql', label_ids_behind_potential_sql),
+        ('first_calculation_row', first_calculation_row),
         ('calculations_behind_potential_sql', query.calculations_behind_potential_sql),
         ('summarise_potential_sql', query.summarise_potential_sql),
         ('label_counts_sql', lambda _: query.label_counts()),
@@ -211,7 +233,11 @@ def measure_sql(queries: dict, potential, reference_rows: list[dict]) -> None:
         answer, queries[f'{name}_s'] = timed(function, potential)
         queries[f'{name}_cpu_s'] = time.process_time() - cpu
         queries[f'{name}_rows'] = len(answer)
-        if name == 'labels_behind_potential_sql':
+        if name == 'label_pks_behind_potential':
+            queries[f'{name}_same'] = answer.tolist() == [row['label_pk'] for row in reference_rows]
+        elif name == 'first_calculation_row':
+            queries[f'{name}_same'] = answer == reference_rows[:1]
+        elif name == 'labels_behind_potential_sql':
             queries[f'{name}_same'] = [pk for pk, _ in answer] == [row['label_pk'] for row in reference_rows]
         elif name == 'calculations_behind_potential_sql':
             queries[f'{name}_same'] = answer == reference_rows
@@ -649,6 +675,12 @@ def compare_sql_path(pks: list[int]) -> dict:
         'same_calculations_of_dataset': query.calculations_behind_dataset_sql(child)
         == provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)]),
         'same_calculations_of_labels': fast_rows == slow_rows,
+        'same_label_pks': [
+            query.label_pks_of_dataset(dataset).tolist() == [pk for pk, _ in provenance.label_ids_of_dataset(dataset)]
+            for dataset in (parent, child)
+        ],
+        'same_streamed_calculations': list(query.iter_calculations_behind_dataset(child, batch=7))
+        == query.calculations_behind_dataset_sql(child),
         'same_summary': query.summarise_dataset_sql(child)
         == provenance.summarise_calculations(
             provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)])
@@ -692,8 +724,10 @@ def markdown(results: list[dict]) -> str:
         '| SQL: Li-Si PBE query s (CPU) | SQL: PBEsol query s (CPU) '
         '| SQL: labels behind potential s (CPU) | SQL: calculations behind potential s (CPU) '
         '| SQL: made-by summary s (CPU) | SQL: label counts s (CPU) '
+        '| SQL: label pks as array s (CPU) | SQL: first streamed calculation row s (CPU) '
+        '| floor: bare SELECT of the link ids s (CPU) '
         '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
@@ -728,6 +762,9 @@ def markdown(results: list[dict]) -> str:
                     'calculations_behind_potential_sql',
                     'summarise_potential_sql',
                     'label_counts_sql',
+                    'label_pks_behind_potential',
+                    'first_calculation_row',
+                    'bare_link_ids',
                 )
             )
             + f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
