@@ -6,6 +6,10 @@ results and the Markdown table::
     OMP_NUM_THREADS=1 python benchmarks/scale.py run --sizes 1000 10000 100000 --backends sqlite psql \
         --json benchmarks/scale.json --md benchmarks/scale.md
 
+``run --keep DIR`` leaves each profile (and its PostgreSQL database) in ``DIR/<backend>-<size>``; ``requery --json
+X`` then re-times only the SQL-path queries on those profiles with the current code and replaces those columns of
+their rows in ``X`` (no import of 10^5 labels again); remove ``DIR`` and drop the database by hand afterwards.
+
 The PostgreSQL profile needs a server on 127.0.0.1 and a role that may create databases, given as
 ``--pg-url postgresql://USER:PASSWORD@127.0.0.1:5432`` or the environment variable ``SIANODE_SCALE_PG``; each run
 creates its own database ``sianode_scale_<random>`` and drops it at the end.
