@@ -82,10 +82,12 @@ def find_labels(
 # --- answers computed in the database: SQLAlchemy core on the profile's own session --------------------------------
 #
 # QueryBuilder turns every row into Python objects through its own machinery (about 33 µs per row for ids, 115-190 µs
-# with JSON records): at 10^5 rows that alone misses one second. The functions below send one SQL statement over
-# aiida-core's tables (``db_dbnode``, ``db_dblink``, ``db_dbcomputer``: the same on SQLite and PostgreSQL), walk the
-# dataset generations with a recursive CTE and aggregate with ``GROUP BY``; their answers equal those of the
-# QueryBuilder functions in :mod:`aiida_sianode.provenance` (tested on both backends).
+# with JSON records): at 10^5 rows that alone misses one second. The functions below send SQL statements over
+# aiida-core's tables (``db_dbnode``, ``db_dblink``, ``db_dbcomputer``: the same on SQLite and PostgreSQL): a
+# recursive CTE walks the dataset generations (a few rows), one statement over the labels linked into their builds
+# gives the rows, ``GROUP BY`` the counts; rows come back as the DBAPI cursor's tuples. Their answers equal those of
+# the QueryBuilder functions in :mod:`aiida_sianode.provenance` (tested on both backends). Where the time went at
+# 10^5 labels and what each choice saved: ``benchmarks/scale.md``.
 
 _LABEL_TYPE = 'data.sianode.label.LabelData.'
 _DATASET_TYPE = 'data.sianode.dataset.DatasetData.'
