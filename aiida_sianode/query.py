@@ -7,8 +7,9 @@ exceeds what SQLite accepts, so these functions filter and join in the database 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from aiida import orm
 
@@ -22,9 +23,11 @@ __all__ = (
     'dataset_pk_of_potential',
     'find_labels',
     'find_labels_sql',
+    'iter_calculations_behind_dataset',
     'label_counts',
     'label_counts_querybuilder',
     'label_ids_of_dataset_sql',
+    'label_pks_of_dataset',
     'summarise_dataset_sql',
     'summarise_potential_sql',
 )
@@ -79,10 +82,12 @@ def find_labels(
 # --- answers computed in the database: SQLAlchemy core on the profile's own session --------------------------------
 #
 # QueryBuilder turns every row into Python objects through its own machinery (about 33 µs per row for ids, 115-190 µs
-# with JSON records): at 10^5 rows that alone misses one second. The functions below send one SQL statement over
-# aiida-core's tables (``db_dbnode``, ``db_dblink``, ``db_dbcomputer``: the same on SQLite and PostgreSQL), walk the
-# dataset generations with a recursive CTE and aggregate with ``GROUP BY``; their answers equal those of the
-# QueryBuilder functions in :mod:`aiida_sianode.provenance` (tested on both backends).
+# with JSON records): at 10^5 rows that alone misses one second. The functions below send SQL statements over
+# aiida-core's tables (``db_dbnode``, ``db_dblink``, ``db_dbcomputer``: the same on SQLite and PostgreSQL): a
+# recursive CTE walks the dataset generations (a few rows), one statement over the labels linked into their builds
+# gives the rows, ``GROUP BY`` the counts; rows come back as the DBAPI cursor's tuples. Their answers equal those of
+# the QueryBuilder functions in :mod:`aiida_sianode.provenance` (tested on both backends). Where the time went at
+# 10^5 labels and what each choice saved: ``benchmarks/scale.md``.
 
 _LABEL_TYPE = 'data.sianode.label.LabelData.'
 _DATASET_TYPE = 'data.sianode.dataset.DatasetData.'
@@ -105,19 +110,72 @@ def _storage():
 
 
 def _text(column, *path: str):
-    """The JSON value at ``path`` of a JSON column as text (``->>`` on PostgreSQL, ``json_extract`` on SQLite)."""
+    """The JSON value at ``path`` of a JSON column as text: ``->>`` on PostgreSQL; on SQLite a bare
+    ``json_extract(column, '$.a.b')`` (objects come back as their JSON text). SQLAlchemy's own form there,
+    ``CAST(JSON_EXTRACT(column, '$."a"."b"') AS VARCHAR)``, took twice as long over 10^5 labels: SQLite parses a row's
+    JSON once for all the bare ``json_extract`` calls of a statement."""
+    import sqlalchemy as sa
+
+    if _storage()[0].get_bind().dialect.name == 'sqlite':
+        return sa.func.json_extract(column, '$.' + '.'.join(path), type_=sa.String)
     return column[path if len(path) > 1 else path[0]].as_string()
 
 
+@contextlib.contextmanager
+def _without_jit(session):
+    """PostgreSQL's JIT compiler off while the statements inside are planned (``set_config`` local to the
+    transaction, put back after; the planner decides on JIT): they cost enough for PostgreSQL 15's default
+    ``jit_above_cost`` but run for well under a second, and compiling them took 0.1-1.9 s of the server's time at
+    10^5 labels. After an error the setting is not put back: it ends with the transaction, which the error ends."""
+    if session.get_bind().dialect.name == 'sqlite':
+        yield
+        return
+    import sqlalchemy as sa
+
+    before = session.execute(sa.text("SELECT current_setting('jit')")).scalar()
+    session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
+    yield
+    session.execute(sa.text("SELECT set_config('jit', :value, true)"), {'value': before})
+
+
+def _fetch_rows(session, statement) -> list:
+    """SQLAlchemy's rows of a statement with few rows (the counts), planned without JIT."""
+    with _without_jit(session):
+        return session.execute(statement).all()
+
+
+def _fetch(statement) -> list[tuple]:
+    """Run ``statement`` on the profile's session and return the DBAPI cursor's plain tuples, without SQLAlchemy's
+    ``Row`` per row (about 2 µs each, a tenth of a second at 10^5 rows) or its result processing: only for
+    statements whose columns are numbers and text."""
+    session = _storage()[0]
+    with _without_jit(session):
+        result = session.execute(statement)
+        try:
+            return result.cursor.fetchall()
+        finally:
+            result.close()
+
+
+def _loads():
+    """``orjson.loads`` where installed (it is, through pymatgen), else ``json.loads``: the same values, 4x faster."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
 def _dataset_chain(dataset_pk: int):
-    """A recursive CTE of the ids of ``dataset_pk`` and its parent datasets (``parent`` input of each build)."""
+    """A recursive CTE of ``(id, depth)`` of ``dataset_pk`` (depth 0) and its parent datasets (``parent`` input of
+    each build), with the build calcfunction of each: ``build`` (``None`` for a dataset stored by hand)."""
     import sqlalchemy as sa
 
     _, node, link, _ = _storage()
-    chain = sa.select(sa.literal(dataset_pk).label('id')).cte('chain', recursive=True)
+    chain = sa.select(sa.literal(dataset_pk).label('id'), sa.literal(0).label('depth')).cte('chain', recursive=True)
     create, build, parent_link, parent = link.alias(), node.alias(), link.alias(), node.alias()
     step = (
-        sa.select(parent.c.id)
+        sa.select(parent.c.id, chain.c.depth + 1)
         .select_from(chain)
         .join(create, sa.and_(create.c.output_id == chain.c.id, create.c.type == 'create'))
         .join(build, sa.and_(build.c.id == create.c.input_id, build.c.node_type.like(f'{_CALCFUNCTION_PREFIX}%')))
@@ -134,48 +192,56 @@ def _dataset_chain(dataset_pk: int):
     return chain.union_all(step)
 
 
-def _dataset_labels(dataset_pk: int):
-    """A select of ``(id, uuid)`` of the labels that are inputs of the builds of ``dataset_pk`` and its parents."""
-    import sqlalchemy as sa
-
-    _, node, link, _ = _storage()
-    chain = _dataset_chain(dataset_pk)
-    create, build, inputs, label = link.alias(), node.alias(), link.alias(), node.alias()
-    return (
-        sa.select(label.c.id, label.c.uuid)
-        .select_from(chain)
-        .join(create, sa.and_(create.c.output_id == chain.c.id, create.c.type == 'create'))
-        .join(build, sa.and_(build.c.id == create.c.input_id, build.c.node_type.like(f'{_CALCFUNCTION_PREFIX}%')))
-        .join(inputs, sa.and_(inputs.c.output_id == build.c.id, inputs.c.type == 'input_calc'))
-        .join(label, sa.and_(label.c.id == inputs.c.input_id, label.c.node_type == _LABEL_TYPE))
-    )
-
-
-def _has_builder(dataset_pk: int) -> bool:
+def _builds(dataset_pk: int) -> list[int] | None:
+    """The build calcfunctions of ``dataset_pk`` and its parents, oldest generation first, resolved before the
+    statement over the labels (a few rows): given to it as numbers, the database estimates the 10^5 links behind
+    them from its statistics instead of from a recursive CTE it cannot estimate. ``None`` when a dataset of the
+    chain was stored by hand (no build calcfunction: the callers then answer from its ``label_uuids``)."""
     import sqlalchemy as sa
 
     session, node, link, _ = _storage()
-    query = (
-        sa.select(link.c.id)
-        .join(node, node.c.id == link.c.input_id)
-        .where(
-            link.c.output_id == dataset_pk,
-            link.c.type == 'create',
-            node.c.node_type.like(f'{_CALCFUNCTION_PREFIX}%'),
-        )
+    chain = _dataset_chain(dataset_pk)
+    create, build = link.alias(), node.alias()
+    built = (
+        sa.select(create.c.input_id)
+        .join(build, sa.and_(build.c.id == create.c.input_id, build.c.node_type.like(f'{_CALCFUNCTION_PREFIX}%')))
+        .where(create.c.output_id == chain.c.id, create.c.type == 'create')
+        .order_by(create.c.input_id)
         .limit(1)
+        .scalar_subquery()
     )
-    return session.execute(query).first() is not None
+    rows = session.execute(sa.select(chain.c.depth, built).order_by(chain.c.depth.desc())).all()
+    builds = [build_id for _, build_id in rows]
+    return None if any(build_id is None for build_id in builds) else builds
 
 
-def _frame_order(dataset_pk: int) -> dict[str, int]:
-    """``{label uuid: frame index}`` from the dataset's ``label_uuids`` attribute, read as one JSON value (AiiDA's
-    attribute access would load and deep-copy every attribute of the node: 10^5 uuids)."""
+def _label_links(builds: list[int]):
+    """A select of ``(id, generation, position)`` of the labels linked into ``builds`` (oldest first): the
+    ``label_NNNNNN`` inputs of each build, whose number is the label's place among that generation's new frames
+    (both ways of building a dataset link them so), so ``ORDER BY generation, position`` is the frame order. Reads
+    the link table only (its index on ``output_id``); every such input is a LabelData (the build refuses others)."""
     import sqlalchemy as sa
 
-    session, node, _, _ = _storage()
-    uuids = session.execute(sa.select(node.c.attributes['label_uuids']).where(node.c.id == dataset_pk)).scalar()
-    return {uuid: index for index, uuid in enumerate(uuids or [])}
+    link = _storage()[2]
+    generation = sa.case({build: index for index, build in enumerate(builds)}, value=link.c.output_id)
+    return sa.select(
+        link.c.input_id.label('id'),
+        generation.label('generation'),
+        sa.cast(sa.func.substr(link.c.label, 7), sa.Integer).label('position'),
+    ).where(link.c.output_id.in_(builds), link.c.type == 'input_calc', link.c.label.like('label\\_%', escape='\\'))
+
+
+def _uuid_text(column, dialect: str):
+    """The node's UUID as its usual text (8-4-4-4-12 hex digits) computed by the database: no ``uuid.UUID`` object
+    per row (PostgreSQL stores a ``uuid``, SQLite 32 hex digits)."""
+    import sqlalchemy as sa
+
+    if dialect == 'sqlite':  # stored as text, with its dashes by sqlite_dos; 32 hex digits are dashed here
+        raw = sa.type_coerce(column, sa.String)
+        parts = [sa.func.substr(raw, start, length) for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
+        dashed = parts[0] + '-' + parts[1] + '-' + parts[2] + '-' + parts[3] + '-' + parts[4]
+        return sa.case((sa.func.length(raw) == 32, dashed), else_=raw)
+    return sa.cast(column, sa.String)
 
 
 def _dataset_pk(dataset) -> int:
@@ -214,8 +280,8 @@ def dataset_pk_of_potential(potential) -> int:
 
 
 def label_ids_of_dataset_sql(dataset: orm.Node | int) -> list[tuple[int, str]]:
-    """:func:`aiida_sianode.provenance.label_ids_of_dataset` in one SQL statement: ``(pk, uuid)`` of every label of
-    ``dataset`` and its parents, in frame order, from a recursive CTE over the build links.
+    """:func:`aiida_sianode.provenance.label_ids_of_dataset` in SQL: ``(pk, uuid)`` of every label of ``dataset``
+    and its parents, in frame order (ordered by the database, see :func:`_label_links`).
 
     A dataset in the chain without a build calcfunction (stored by hand) is answered as the QueryBuilder function
     does, from its ``label_uuids``.
@@ -224,30 +290,74 @@ def label_ids_of_dataset_sql(dataset: orm.Node | int) -> list[tuple[int, str]]:
 
     from aiida_sianode.provenance import label_ids_of_dataset
 
-    session, pk = _storage()[0], _dataset_pk(dataset)
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
-    if not _has_builder(chain[-1]):  # the hand-made dataset's fallback, a single query
+    session, node = _storage()[:2]
+    pk = _dataset_pk(dataset)
+    builds = _builds(pk)
+    if builds is None:  # the hand-made dataset's fallback, a single query
         return label_ids_of_dataset(orm.load_node(pk) if isinstance(dataset, int) else dataset)
-    rows = [(label, str(uuid)) for label, uuid in session.execute(_dataset_labels(pk)).all()]
-    order = _frame_order(pk)
-    rows.sort(key=lambda row: order.get(row[1], len(order)))
-    return rows
+    links = _label_links(builds).subquery('links')
+    query = (
+        sa.select(node.c.id, _uuid_text(node.c.uuid, session.get_bind().dialect.name))
+        .join(links, links.c.id == node.c.id)
+        .where(node.c.node_type == _LABEL_TYPE)
+        .order_by(links.c.generation, links.c.position)
+    )
+    return _fetch(query)
 
 
-def _calculation_rows(labels_select, summary: bool = False):
-    """The statement of :func:`calculations_behind_labels_sql` for the labels of ``labels_select`` (a select whose
-    first column is the label id): per label its columns, its creator and the CalcJob behind a calcfunction creator.
-    ``summary``: the columns :func:`summarise_dataset_sql` groups and counts instead of the records (each JSON value
-    extracted costs the database a parse of the attributes on SQLite)."""
+def label_pks_of_dataset(dataset: orm.Node | int):
+    """The pks of every label of ``dataset`` and its parents, in frame order, as a NumPy ``int64`` array: the ids of
+    :func:`label_ids_of_dataset_sql` without their UUIDs, read from the link table alone (no row of a label is
+    read, no Python object per label). For callers that need ids for a next query or a count."""
+    import numpy as np
     import sqlalchemy as sa
 
-    _, node, link, computer = _storage()
-    wanted = labels_select.subquery('wanted')
+    pk = _dataset_pk(dataset)
+    builds = _builds(pk)
+    if builds is None:
+        return np.array([label for label, _ in label_ids_of_dataset_sql(pk)], dtype=np.int64)
+    links = _label_links(builds).subquery('links')
+    rows = _fetch(sa.select(links.c.id).order_by(links.c.generation, links.c.position))
+    return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+
+def _calculation_rows(labels, summary: bool = False):
+    """The statement of :func:`calculations_behind_labels_sql` for the labels of ``labels`` (a subquery whose
+    column ``id`` is the label id): per label its columns, its creator and the CalcJob behind a calcfunction
+    creator. ``summary``: the columns :func:`summarise_dataset_sql` groups and counts instead of the records.
+
+    Written so that each label row is read once, by its primary key: the creator by the link table's index on
+    ``output_id``, the CalcJob behind a calcfunction creator by a scalar subquery evaluated only for such a label,
+    and the codes of the CalcJobs joined as one small table (CalcJob, code label, computer label)."""
+    import sqlalchemy as sa
+
+    session, node, link, computer = _storage()
+    dialect = session.get_bind().dialect.name
     label, create, creator = node.alias('label'), link.alias('creator_link'), node.alias('creator')
     kind = _text(label.c.attributes, 'source', 'kind')
+    # the CalcJob behind a calcfunction creator: the lowest-pk CalcJob that created one of the function's inputs
+    inputs, data, made, job = link.alias(), node.alias(), link.alias(), node.alias()
+    behind = (
+        sa.select(sa.func.min(job.c.id))
+        .select_from(inputs)
+        .join(data, sa.and_(data.c.id == inputs.c.input_id, data.c.node_type.like('data.%')))
+        .join(made, sa.and_(made.c.output_id == data.c.id, made.c.type == 'create'))
+        .join(job, sa.and_(job.c.id == made.c.input_id, job.c.node_type.like(f'{_CALCJOB_PREFIX}%')))
+        .where(inputs.c.output_id == creator.c.id, inputs.c.type == 'input_calc')
+        .scalar_subquery()
+    )
+    creator_id = sa.case((sa.func.coalesce(kind, '') == 'file', None), else_=creator.c.id)
+    calculation_id = sa.case(
+        (
+            sa.and_(creator_id.is_not(None), creator.c.node_type.like(f'{_CALCFUNCTION_PREFIX}%')),
+            sa.func.coalesce(behind, creator.c.id),
+        ),
+        else_=creator_id,
+    )
     labelled = (
         sa.select(
-            label.c.id,
+            labels.c.id,
+            *((labels.c.generation, labels.c.position) if 'generation' in labels.c else ()),
             _text(label.c.attributes, 'fingerprint').label('fingerprint'),
             *(
                 (
@@ -257,129 +367,153 @@ def _calculation_rows(labels_select, summary: bool = False):
                 )
                 if summary
                 else (
-                    label.c.uuid,
+                    _uuid_text(label.c.uuid, dialect).label('uuid'),
                     _text(label.c.attributes, 'formula').label('formula'),
-                    label.c.attributes['level_of_theory'].label('level_of_theory'),
-                    label.c.attributes['source'].label('source'),
+                    _text(label.c.attributes, 'level_of_theory').label('level_of_theory'),
+                    _text(label.c.attributes, 'source').label('source'),
                 )
             ),
-            sa.case((sa.func.coalesce(kind, '') == 'file', None), else_=creator.c.id).label('creator_id'),
-            creator.c.node_type.label('creator_type'),
+            calculation_id.label('calculation_id'),
         )
-        .select_from(wanted)
-        .join(label, label.c.id == next(iter(wanted.c)))
+        .select_from(labels)
+        .join(label, sa.and_(label.c.id == labels.c.id, label.c.node_type == _LABEL_TYPE))
         .outerjoin(create, sa.and_(create.c.output_id == label.c.id, create.c.type == 'create'))
         .outerjoin(creator, sa.and_(creator.c.id == create.c.input_id, creator.c.node_type.like('process.%')))
-    ).cte('labelled')
-    # the CalcJob behind a calcfunction creator: the lowest-pk CalcJob that created one of the function's inputs
-    functions = (
-        sa.select(labelled.c.creator_id.label('id'))
-        .where(labelled.c.creator_type.like(f'{_CALCFUNCTION_PREFIX}%'), labelled.c.creator_id.is_not(None))
-        .distinct()
-        .cte('functions')
     )
-    inputs, data, made, job = link.alias(), node.alias(), link.alias(), node.alias()
-    behind = (
-        sa.select(functions.c.id.label('function_id'), sa.func.min(job.c.id).label('job_id'))
-        .select_from(functions)
-        .join(inputs, sa.and_(inputs.c.output_id == functions.c.id, inputs.c.type == 'input_calc'))
-        .join(data, sa.and_(data.c.id == inputs.c.input_id, data.c.node_type.like('data.%')))
-        .join(made, sa.and_(made.c.output_id == data.c.id, made.c.type == 'create'))
-        .join(job, sa.and_(job.c.id == made.c.input_id, job.c.node_type.like(f'{_CALCJOB_PREFIX}%')))
-        .group_by(functions.c.id)
-        .cte('behind')
-    )
-    calculation_id = sa.func.coalesce(behind.c.job_id, labelled.c.creator_id)
-    calculation, code_link, code, host = node.alias('calculation'), link.alias(), node.alias('code'), computer.alias()
-    code_label = sa.case(
-        (sa.func.coalesce(host.c.label, '') == '', code.c.label), else_=code.c.label + '@' + host.c.label
-    )
+    if dialect != 'sqlite':  # the values taken out of the attributes before the joins below, not 0.9 kB rows
+        labelled = labelled.offset(0)
+    labelled = labelled.subquery('labelled')
+    code_link, code, host = link.alias(), node.alias('code'), computer.alias()
+    codes = (
+        sa.select(
+            code_link.c.output_id.label('job_id'),
+            sa.case(
+                (sa.func.coalesce(host.c.label, '') == '', code.c.label), else_=code.c.label + '@' + host.c.label
+            ).label('code'),
+        )
+        .select_from(code)
+        .join(code_link, sa.and_(code_link.c.input_id == code.c.id, code_link.c.type == 'input_calc'))
+        .outerjoin(host, host.c.id == code.c.dbcomputer_id)
+        .where(code.c.node_type.like(f'{_CODE_PREFIX}%'))
+    ).subquery('codes')
+    # every process with its uuid, process label and (for a CalcJob) code: one table the database can hash, instead
+    # of a lookup per label by a computed id (which PostgreSQL planned as a hash of every node)
+    process = node.alias('calculation')
+    calculations = (
+        sa.select(
+            process.c.id,
+            _uuid_text(process.c.uuid, dialect).label('uuid'),
+            _text(process.c.attributes, 'process_label').label('process_label'),
+            codes.c.code,
+        )
+        .outerjoin(
+            codes,
+            sa.and_(codes.c.job_id == process.c.id, process.c.node_type.like(f'{_CALCJOB_PREFIX}%')),
+        )
+        .where(process.c.node_type.like('process.%'))
+    ).subquery('calculations')
     return (
         sa.select(
-            *(
-                (labelled.c.fingerprint, labelled.c.filename, labelled.c.method, labelled.c.lot_code)
-                if summary
-                else (
-                    labelled.c.id,
-                    labelled.c.uuid,
-                    labelled.c.formula,
-                    labelled.c.fingerprint,
-                    labelled.c.level_of_theory,
-                    labelled.c.source,
-                )
-            ),
-            calculation.c.id.label('calculation_id'),
-            calculation.c.uuid.label('calculation_uuid'),
-            _text(calculation.c.attributes, 'process_label').label('process_label'),
-            code_label.label('code'),
+            *(labelled.c[name] for name in labelled.c.keys() if name != 'calculation_id'),
+            calculations.c.id.label('calculation_id'),
+            calculations.c.uuid.label('calculation_uuid'),
+            calculations.c.process_label,
+            calculations.c.code,
         )
         .select_from(labelled)
-        .outerjoin(behind, behind.c.function_id == labelled.c.creator_id)
-        .outerjoin(calculation, calculation.c.id == calculation_id)
-        .outerjoin(
-            code_link,
-            sa.and_(
-                code_link.c.output_id == calculation.c.id,
-                code_link.c.type == 'input_calc',
-                calculation.c.node_type.like(f'{_CALCJOB_PREFIX}%'),
-                code_link.c.input_id.in_(sa.select(node.c.id).where(node.c.node_type.like(f'{_CODE_PREFIX}%'))),
-            ),
-        )
-        .outerjoin(code, code.c.id == code_link.c.input_id)
-        .outerjoin(host, host.c.id == code.c.dbcomputer_id)
+        .outerjoin(calculations, calculations.c.id == labelled.c.calculation_id)
     )
 
 
-def _row_dict(row) -> dict:
-    calculation = row.calculation_id is not None
-    return {
-        'label_uuid': str(row.uuid),
-        'label_pk': row.id,
-        'formula': row.formula,
-        'calculation_uuid': str(row.calculation_uuid) if calculation else None,
-        'calculation_pk': row.calculation_id,
-        'process_label': row.process_label if calculation else None,
-        'code': row.code if calculation else None,
-        'fingerprint': row.fingerprint,
-        'level_of_theory': row.level_of_theory,
-        'source': row.source,
-    }
+def _records(rows: list[tuple]) -> list[dict]:
+    """The dicts of :func:`calculations_behind_labels_sql` from the tuples of :func:`_calculation_rows` (without
+    ``summary``; ``generation`` and ``position`` present). The level of theory is the same JSON for every label of
+    one fingerprint: parsed once per distinct text, and the rows of one level of theory share that dict (equal to
+    what the QueryBuilder path gives; copy it before changing it)."""
+    loads, levels = _loads(), {}
+    result = []
+    append = result.append
+    for pk, _, _, fingerprint, uuid, formula, level, source, calculation, calculation_uuid, process, code in rows:
+        if level is not None:
+            record = levels.get(level)
+            if record is None:
+                record = levels[level] = loads(level)
+        else:
+            record = None
+        made = calculation is not None
+        append(
+            {
+                'label_uuid': uuid,
+                'label_pk': pk,
+                'formula': formula,
+                'calculation_uuid': calculation_uuid if made else None,
+                'calculation_pk': calculation,
+                'process_label': process if made else None,
+                'code': code if made else None,
+                'fingerprint': fingerprint,
+                'level_of_theory': record,
+                'source': loads(source) if source is not None else None,
+            }
+        )
+    return result
 
 
 def _pk_chunks(pks: list[int], size: int = 10_000):
-    """Selects of the label ids among ``pks``, 10^4 at a time (SQLite takes at most 32,766 parameters)."""
+    """Subqueries of the label ids among ``pks``, 10^4 at a time (SQLite takes at most 32,766 parameters)."""
     import sqlalchemy as sa
 
     node = _storage()[1]
     for start in range(0, len(pks), size):
-        yield sa.select(node.c.id).where(node.c.id.in_(sorted(set(pks[start : start + size]))))
+        chunk = sorted(set(pks[start : start + size]))
+        yield (
+            sa.select(node.c.id, sa.literal(0).label('generation'), sa.literal(0).label('position'))
+            .where(node.c.id.in_(chunk))
+            .subquery('wanted')
+        )
 
 
 def calculations_behind_labels_sql(labels: Iterable) -> list[dict]:
     """:func:`aiida_sianode.provenance.calculations_behind_labels` in SQL: one statement per 10^4 labels (LabelData
     or pks), the same rows in the given order."""
     pks = [label if isinstance(label, int) else label.pk for label in labels]
-    session = _storage()[0]
     found: dict[int, dict] = {}
     for chunk in _pk_chunks(pks):
-        for row in session.execute(_calculation_rows(chunk)):
-            found[row.id] = _row_dict(row)
+        found.update((row['label_pk'], row) for row in _records(_fetch(_calculation_rows(chunk))))
     return [found[pk] for pk in pks]
+
+
+def iter_calculations_behind_dataset(dataset: orm.Node | int, batch: int = 10_000) -> Iterator[dict]:
+    """The rows of :func:`calculations_behind_dataset_sql` as they come from the database, ``batch`` at a time, in
+    frame order (the database sorts them): for a caller that writes them out (``provenance labels --json``) and
+    need not hold 10^5 dicts at once. The statement runs before the first row is given."""
+    pk = _dataset_pk(dataset)
+    builds = _builds(pk)
+    if builds is None:
+        yield from calculations_behind_labels_sql([label for label, _ in label_ids_of_dataset_sql(dataset)])
+        return
+    statement = _calculation_rows(_label_links(builds).subquery('links'))
+    statement = statement.order_by(statement.selected_columns.generation, statement.selected_columns.position)
+    session = _storage()[0]
+    with _without_jit(session):
+        result = session.execute(statement.execution_options(yield_per=batch))
+    try:
+        for rows in result.partitions():
+            yield from _records(rows)
+    finally:
+        result.close()
 
 
 def calculations_behind_dataset_sql(dataset: orm.Node | int) -> list[dict]:
     """The rows of :func:`calculations_behind_labels_sql` for every label of ``dataset`` (its parents' included), in
-    frame order: one statement, the labels found by the recursive CTE of :func:`label_ids_of_dataset_sql`."""
-    import sqlalchemy as sa
-
-    session, pk = _storage()[0], _dataset_pk(dataset)
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
-    if not _has_builder(chain[-1]):
+    frame order: one statement over the labels linked into the dataset's builds (see :func:`_label_links`), whose
+    rows are put in frame order here (the database sorted the 10^5 wide rows on disk)."""
+    pk = _dataset_pk(dataset)
+    builds = _builds(pk)
+    if builds is None:
         return calculations_behind_labels_sql([label for label, _ in label_ids_of_dataset_sql(dataset)])
-    rows = [_row_dict(row) for row in session.execute(_calculation_rows(_dataset_labels(pk)))]
-    order = _frame_order(pk)
-    rows.sort(key=lambda row: order.get(row['label_uuid'], len(order)))
-    return rows
+    rows = _fetch(_calculation_rows(_label_links(builds).subquery('links')))
+    rows.sort(key=lambda row: (row[1], row[2]))
+    return _records(rows)
 
 
 def calculations_behind_potential_sql(potential) -> list[dict]:
@@ -391,32 +525,12 @@ def calculations_behind_potential_sql(potential) -> list[dict]:
 def summarise_dataset_sql(dataset: orm.Node | int) -> list[dict]:
     """:func:`aiida_sianode.provenance.summarise_calculations` of every label of ``dataset`` counted by the database:
     one ``GROUP BY`` (made by, process, level of theory), no row per label reaches Python. Same rows, same order."""
-    import sqlalchemy as sa
-
     session, pk = _storage()[0], _dataset_pk(dataset)
-    chain = [row[0] for row in session.execute(sa.select(_dataset_chain(pk).c.id)).all()]
-    if not _has_builder(chain[-1]):
+    builds = _builds(pk)
+    if builds is None:
         from aiida_sianode.provenance import summarise_calculations
 
         return summarise_calculations(calculations_behind_dataset_sql(dataset))
-    rows = _calculation_rows(_dataset_labels(pk), summary=True).subquery('rows')
-    made_by = sa.case(
-        (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
-        else_=sa.func.coalesce(
-            sa.func.nullif(rows.c.code, ''), sa.func.nullif(rows.c.process_label, ''), 'calculation'
-        ),
-    ).label('made_by')
-    process_label = sa.case((rows.c.calculation_id.is_(None), None), else_=rows.c.process_label).label('process')
-    query = sa.select(
-        made_by,
-        process_label,
-        sa.func.min(rows.c.code).label('code'),
-        sa.func.min(rows.c.method).label('method'),
-        sa.func.min(rows.c.lot_code).label('lot_code'),
-        rows.c.fingerprint,
-        sa.func.count().label('n_labels'),
-        sa.func.count(sa.distinct(rows.c.calculation_id)).label('n_calculations'),
-    ).group_by(made_by, process_label, rows.c.fingerprint)
     result = [
         {
             'made_by': row.made_by,
@@ -428,11 +542,38 @@ def summarise_dataset_sql(dataset: orm.Node | int) -> list[dict]:
             'n_labels': row.n_labels,
             'n_calculations': row.n_calculations,
         }
-        for row in session.execute(query)
+        for row in _fetch_rows(session, _summary_statement(builds))
     ]
     from aiida_sianode.provenance import summary_order
 
     return sorted(result, key=summary_order)
+
+
+def _summary_statement(builds: list[int]):
+    """The ``GROUP BY`` of :func:`summarise_dataset_sql` over the labels linked into ``builds``."""
+    import sqlalchemy as sa
+
+    rows = _calculation_rows(_label_links(builds).subquery('links'), summary=True)
+    if _storage()[0].get_bind().dialect.name != 'sqlite':  # grouped apart: PostgreSQL then sorts the short values
+        rows = rows.offset(0)
+    rows = rows.subquery('rows')
+    made_by = sa.case(
+        (rows.c.calculation_id.is_(None), 'file ' + sa.func.coalesce(rows.c.filename, 'unknown')),
+        else_=sa.func.coalesce(
+            sa.func.nullif(rows.c.code, ''), sa.func.nullif(rows.c.process_label, ''), 'calculation'
+        ),
+    ).label('made_by')
+    process_label = sa.case((rows.c.calculation_id.is_(None), None), else_=rows.c.process_label).label('process')
+    return sa.select(
+        made_by,
+        process_label,
+        sa.func.min(rows.c.code).label('code'),
+        sa.func.min(rows.c.method).label('method'),
+        sa.func.min(rows.c.lot_code).label('lot_code'),
+        rows.c.fingerprint,
+        sa.func.count().label('n_labels'),
+        sa.func.count(sa.distinct(rows.c.calculation_id)).label('n_calculations'),
+    ).group_by(made_by, process_label, rows.c.fingerprint)
 
 
 def summarise_potential_sql(potential) -> list[dict]:
@@ -446,34 +587,9 @@ def label_counts(*, group: str | None = None) -> list[dict]:
     Rows ``{'fingerprint', 'method', 'code', 'elements', 'n_labels'}``, most labels first, then by fingerprint and
     elements. ``group``: only the labels in the group of this name.
     """
-    import sqlalchemy as sa
-
-    session, node, _, _ = _storage()
-    label = node.alias('label')
-    elements = label.c.attributes['elements']
+    session = _storage()[0]
     if session.get_bind().dialect.name == 'sqlite':
-        elements_key = sa.func.json(sa.func.json_extract(label.c.attributes, '$.elements'))
-    else:
-        elements_key = sa.cast(elements, sa.Text)
-    fingerprint = _text(label.c.attributes, 'fingerprint')  # one expression: PostgreSQL matches GROUP BY by its binds
-    query = sa.select(
-        fingerprint.label('fingerprint'),
-        sa.func.min(_text(label.c.attributes, 'level_of_theory', 'method')).label('method'),
-        sa.func.min(_text(label.c.attributes, 'level_of_theory', 'code')).label('code'),
-        elements_key.label('elements'),
-        sa.func.count().label('n_labels'),
-    ).where(label.c.node_type == _LABEL_TYPE)
-    if group is not None:
-        groups, members = _groups_tables(session)
-        query = query.where(
-            label.c.id.in_(
-                sa.select(members.c.dbnode_id)
-                .join(groups, groups.c.id == members.c.dbgroup_id)
-                .where(groups.c.label == group)
-            )
-        )
-    query = query.group_by(fingerprint, elements_key)
-
+        return _label_counts_sqlite(session, group)
     result = [
         {
             'fingerprint': row.fingerprint,
@@ -482,9 +598,73 @@ def label_counts(*, group: str | None = None) -> list[dict]:
             'elements': json.loads(row.elements) if row.elements is not None else None,
             'n_labels': row.n_labels,
         }
-        for row in session.execute(query)
+        for row in _fetch_rows(session, _counts_statement(group))
     ]
     return sorted(result, key=_count_order)
+
+
+def _label_counts_sqlite(session, group: str | None) -> list[dict]:
+    """:func:`label_counts` on SQLite: grouped by one ``json_extract`` of the four values (a JSON array), which is
+    what SQLite can do fastest (each label's attributes are parsed once, and only the few distinct arrays come back);
+    the groups of one fingerprint and element set are then merged here, ``method`` and ``code`` taken as ``min``
+    over the labels like the ``GROUP BY`` on PostgreSQL."""
+    import sqlalchemy as sa
+
+    node = _storage()[1]
+    key = sa.func.json_extract(
+        node.c.attributes, '$.fingerprint', '$.elements', '$.level_of_theory.method', '$.level_of_theory.code'
+    )
+    query = sa.select(key, sa.func.count()).where(node.c.node_type == _LABEL_TYPE).group_by(key)
+    if group is not None:
+        query = query.where(node.c.id.in_(_group_members(session, group)))
+    merged: dict[tuple, dict] = {}
+    for text, count in _fetch(query):
+        fingerprint, elements, method, code = json.loads(text)
+        row = merged.setdefault(
+            (fingerprint, json.dumps(elements)),
+            {'fingerprint': fingerprint, 'method': None, 'code': None, 'elements': elements, 'n_labels': 0},
+        )
+        row['n_labels'] += count
+        for name, value in (('method', method), ('code', code)):
+            if value is not None and (row[name] is None or value < row[name]):
+                row[name] = value
+    return sorted(merged.values(), key=_count_order)
+
+
+def _group_members(session, group: str):
+    """A select of the node ids in the group labelled ``group``."""
+    import sqlalchemy as sa
+
+    groups, members = _groups_tables(session)
+    return (
+        sa.select(members.c.dbnode_id).join(groups, groups.c.id == members.c.dbgroup_id).where(groups.c.label == group)
+    )
+
+
+def _counts_statement(group: str | None):
+    """The ``GROUP BY`` of :func:`label_counts` on PostgreSQL: the four values are taken out of each label's
+    attributes first, so that the database groups rows of four short texts, not the labels' rows (it sorted the
+    whole 0.9 kB rows on disk before; the inner select is kept apart from the grouping by ``OFFSET 0``)."""
+    import sqlalchemy as sa
+
+    session, node, _, _ = _storage()
+    label = node.alias('label')
+    values = sa.select(
+        _text(label.c.attributes, 'fingerprint').label('fingerprint'),
+        _text(label.c.attributes, 'level_of_theory', 'method').label('method'),
+        _text(label.c.attributes, 'level_of_theory', 'code').label('code'),
+        sa.cast(label.c.attributes['elements'], sa.Text).label('elements'),
+    ).where(label.c.node_type == _LABEL_TYPE)
+    if group is not None:
+        values = values.where(label.c.id.in_(_group_members(session, group)))
+    values = values.offset(0).subquery('label_values')
+    return sa.select(
+        values.c.fingerprint,
+        sa.func.min(values.c.method).label('method'),
+        sa.func.min(values.c.code).label('code'),
+        values.c.elements,
+        sa.func.count().label('n_labels'),
+    ).group_by(values.c.fingerprint, values.c.elements)
 
 
 def _groups_tables(session):

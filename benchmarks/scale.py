@@ -6,6 +6,10 @@ results and the Markdown table::
     OMP_NUM_THREADS=1 python benchmarks/scale.py run --sizes 1000 10000 100000 --backends sqlite psql \
         --json benchmarks/scale.json --md benchmarks/scale.md
 
+``run --keep DIR`` leaves each profile (and its PostgreSQL database) in ``DIR/<backend>-<size>``; ``requery --json
+X`` then re-times only the SQL-path queries on those profiles with the current code and replaces those columns of
+their rows in ``X`` (no import of 10^5 labels again); remove ``DIR`` and drop the database by hand afterwards.
+
 The PostgreSQL profile needs a server on 127.0.0.1 and a role that may create databases, given as
 ``--pg-url postgresql://USER:PASSWORD@127.0.0.1:5432`` or the environment variable ``SIANODE_SCALE_PG``; each run
 creates its own database ``sianode_scale_<random>`` and drops it at the end.
@@ -20,6 +24,7 @@ prints the answers of the queries, for the test that compares the two backends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -175,14 +180,20 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def one(backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int, model=None) -> dict:
-    """Run the whole measurement for one backend and size in a fresh profile; return the results."""
+def one(
+    backend: str, size: int, pg_url: str | None, one_by_one: int, dataset_labels: int, model=None, keep: bool = False
+) -> dict:
+    """Run the whole measurement for one backend and size in a fresh profile; return the results. ``keep``: leave
+    the profile (and its PostgreSQL database) in place for ``requery``."""
     workdir = pathlib.Path(os.environ['AIIDA_PATH'])
     _, database = make_profile(backend, workdir, pg_url)
     try:
-        return _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model)
+        result = _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_labels, model)
+        if keep:
+            result['kept_profile'] = {'aiida_path': str(workdir), 'database': database}
+        return result
     finally:
-        if database is not None:
+        if database is not None and not keep:
             drop_database(pg_url, database)
 
 
@@ -194,17 +205,44 @@ def measure_sql(queries: dict, potential, reference_rows: list[dict]) -> None:
     def label_ids_behind_potential_sql(potential):
         return query.label_ids_of_dataset_sql(query.dataset_pk_of_potential(potential))
 
+    def label_pks_behind_potential(potential):
+        return query.label_pks_of_dataset(query.dataset_pk_of_potential(potential))
+
+    def bare_link_ids(potential):
+        """The floor: the label ids of the dataset's build links, a bare SELECT through the same session and the
+        same DBAPI fetch as the SQL path (timed last, after every other statement has warmed the caches)."""
+        import sqlalchemy as sa
+
+        link = query._storage()[2]
+        builds = query._builds(query.dataset_pk_of_potential(potential))
+        return query._fetch(sa.select(link.c.input_id).where(link.c.output_id.in_(builds), link.c.type == 'input_calc'))
+
+    def first_calculation_row(potential):
+        """Time to the first row of the streamed calculations (the statement runs before the first row)."""
+        rows = query.iter_calculations_behind_dataset(query.dataset_pk_of_potential(potential))
+        first = [next(rows)]
+        rows.close()
+        return first
+
+    query.label_counts(group='scale-no-such-group')  # one unrelated statement first: the imports and the session
     for name, function in (
+        ('label_pks_behind_potential', label_pks_behind_potential),
         ('labels_behind_potential_sql', label_ids_behind_potential_sql),
+        ('first_calculation_row', first_calculation_row),
         ('calculations_behind_potential_sql', query.calculations_behind_potential_sql),
         ('summarise_potential_sql', query.summarise_potential_sql),
         ('label_counts_sql', lambda _: query.label_counts()),
+        ('bare_link_ids', bare_link_ids),
     ):
         cpu = time.process_time()
         answer, queries[f'{name}_s'] = timed(function, potential)
         queries[f'{name}_cpu_s'] = time.process_time() - cpu
         queries[f'{name}_rows'] = len(answer)
-        if name == 'labels_behind_potential_sql':
+        if name == 'label_pks_behind_potential':
+            queries[f'{name}_same'] = answer.tolist() == [row['label_pk'] for row in reference_rows]
+        elif name == 'first_calculation_row':
+            queries[f'{name}_same'] = answer == reference_rows[:1]
+        elif name == 'labels_behind_potential_sql':
             queries[f'{name}_same'] = [pk for pk, _ in answer] == [row['label_pk'] for row in reference_rows]
         elif name == 'calculations_behind_potential_sql':
             queries[f'{name}_same'] = answer == reference_rows
@@ -388,12 +426,20 @@ def run(args) -> list[dict]:
     results = []
     for size in args.sizes:
         for backend in args.backends:
-            with tempfile.TemporaryDirectory(prefix='sianode-scale-') as workdir:
+            with contextlib.ExitStack() as stack:
+                if args.keep:  # the profile stays for `requery`: one folder per backend and size
+                    workdir = str(pathlib.Path(args.keep).resolve() / f'{backend}-{size}')
+                    if pathlib.Path(workdir).exists():
+                        raise SystemExit(f'--keep: {workdir} exists (a kept profile); remove it or choose another')
+                    pathlib.Path(workdir).mkdir(parents=True)
+                else:
+                    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='sianode-scale-'))
                 out = pathlib.Path(workdir) / 'result.json'
                 env = {**os.environ, 'AIIDA_PATH': workdir, 'OMP_NUM_THREADS': '1'}
                 command = [sys.executable, __file__, 'one', '--backend', backend, '--size', str(size)]
                 command += ['--json', str(out), '--pg-url', args.pg_url, '--one-by-one', str(args.one_by_one)]
                 command += ['--dataset-labels', str(args.dataset_labels), '--model', str(args.model)]
+                command += ['--keep'] if args.keep else []
                 start = time.perf_counter()
                 subprocess.run(command, env=env, check=True)
                 result = json.loads(out.read_text())
@@ -407,6 +453,60 @@ def run(args) -> list[dict]:
                     kept = [r for r in previous if (r['backend'], r['size']) != (backend, size)]
                     pathlib.Path(args.json).write_text(json.dumps([*kept, result], indent=1) + '\n')
     return results
+
+
+def requery(args) -> None:
+    """Re-time the SQL path on the profiles kept by ``run --keep`` (no import, no dataset build) and replace those
+    columns of each kept profile's row in ``--json``; the row records when and at which load they were re-timed."""
+    results = json.loads(pathlib.Path(args.json).read_text()) if pathlib.Path(args.json).exists() else []
+    for result in results:
+        kept = result.get('kept_profile')
+        if not kept or result['backend'] not in args.backends or result['size'] not in args.sizes:
+            continue
+        if not pathlib.Path(kept['aiida_path']).exists():
+            raise SystemExit(f'requery: the kept profile {kept["aiida_path"]} is gone; run with --keep again')
+        with tempfile.TemporaryDirectory(prefix='sianode-requery-') as directory:
+            out = pathlib.Path(directory) / 'queries.json'
+            env = {**os.environ, 'AIIDA_PATH': kept['aiida_path'], 'OMP_NUM_THREADS': '1'}
+            subprocess.run([sys.executable, __file__, 'requery-one', '--json', str(out)], env=env, check=True)
+            timed_again = json.loads(out.read_text())
+        result['queries'].update(timed_again['queries'])
+        result['requeried'] = {key: timed_again[key] for key in ('when', 'load_average', 'keys')}
+        print(json.dumps({'backend': result['backend'], 'size': result['size'], **timed_again}), flush=True)
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + '\n')
+
+
+def requery_one() -> dict:
+    """In the kept profile (AIIDA_PATH): time the SQL path from the benchmark's potential, and ``find_labels_sql``."""
+    from aiida import load_profile, orm
+
+    load_profile()
+    from aiida_sianode.common import level_of_theory as lot
+    from aiida_sianode.data.potential import PotentialData
+    from aiida_sianode.provenance import calculations_behind_potential
+    from aiida_sianode.query import find_labels, find_labels_sql
+
+    query = orm.QueryBuilder().append(PotentialData, project='id').order_by({PotentialData: {'id': 'desc'}})
+    potential = orm.load_node(query.first()[0])
+    reference = calculations_behind_potential(potential)  # the QueryBuilder path, for the *_same checks
+    queries: dict = {}
+    fingerprint = lot.fingerprint(lot.normalise(PBE))
+    for name, kwargs in (
+        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
+        ('by_method_sql', {'method': 'PBEsol'}),
+    ):
+        cpu = time.process_time()
+        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(rows)
+        queries[f'{name}_same'] = rows == find_labels(**kwargs)
+    measure_sql(queries, potential, reference)
+    return {
+        'queries': queries,
+        'keys': sorted(queries),
+        'when': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+        'load_average': os.getloadavg(),
+    }
 
 
 def check(args) -> dict:
@@ -580,6 +680,12 @@ def compare_sql_path(pks: list[int]) -> dict:
         'same_calculations_of_dataset': query.calculations_behind_dataset_sql(child)
         == provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)]),
         'same_calculations_of_labels': fast_rows == slow_rows,
+        'same_label_pks': [
+            query.label_pks_of_dataset(dataset).tolist() == [pk for pk, _ in provenance.label_ids_of_dataset(dataset)]
+            for dataset in (parent, child)
+        ],
+        'same_streamed_calculations': list(query.iter_calculations_behind_dataset(child, batch=7))
+        == query.calculations_behind_dataset_sql(child),
         'same_summary': query.summarise_dataset_sql(child)
         == provenance.summarise_calculations(
             provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(child)])
@@ -623,8 +729,10 @@ def markdown(results: list[dict]) -> str:
         '| SQL: Li-Si PBE query s (CPU) | SQL: PBEsol query s (CPU) '
         '| SQL: labels behind potential s (CPU) | SQL: calculations behind potential s (CPU) '
         '| SQL: made-by summary s (CPU) | SQL: label counts s (CPU) '
+        '| SQL: label pks as array s (CPU) | SQL: first streamed calculation row s (CPU) '
+        '| floor: bare SELECT of the link ids s (CPU) '
         '| export s/10^4 frames (CPU) | training input s (CPU, peak MB) | load avg |\n'
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     )
     lines = []
     for r in sorted(results, key=lambda r: (r['backend'], r['size'])):
@@ -659,6 +767,9 @@ def markdown(results: list[dict]) -> str:
                     'calculations_behind_potential_sql',
                     'summarise_potential_sql',
                     'label_counts_sql',
+                    'label_pks_behind_potential',
+                    'first_calculation_row',
+                    'bare_link_ids',
                 )
             )
             + f'| {_cell(r.get("export_s_per_1e4_frames"), ".1f")} ({_cell(export_cpu, ".1f")}) '
@@ -691,6 +802,12 @@ def main() -> None:
     table.add_argument('inputs', nargs='+', help='JSON result files of `run --json`')
     table.add_argument('--json', required=True, help='the merged results (a row per backend and size, newest wins)')
     table.add_argument('--md', required=True)
+    again = sub.add_parser('requery', help='re-time the SQL path on the profiles kept by `run --keep`')
+    again.add_argument('--json', required=True, help='the results of `run --keep`; their SQL columns are replaced')
+    again.add_argument('--sizes', type=int, nargs='+', default=[100_000])
+    again.add_argument('--backends', nargs='+', default=['sqlite', 'psql'], choices=['sqlite', 'psql'])
+    again.add_argument('--md', help='write the Markdown table of all results in --json here')
+    sub.add_parser('requery-one').add_argument('--json', required=True)
     for name in ('run', 'one', 'check', 'prepare'):
         command = sub.add_parser(name)
         if name == 'prepare':
@@ -708,6 +825,7 @@ def main() -> None:
                 '--dataset-labels', type=int, default=-1, help='PBE labels in the dataset: -1 all, 0 no dataset'
             )
             command.add_argument('--model', type=pathlib.Path, default=MODEL, help='model file of the potential')
+            command.add_argument('--keep', help='keep each profile in KEEP/<backend>-<size> (for `requery`)')
         else:
             command.add_argument('--backend', required=True, choices=['sqlite', 'psql'])
         if name == 'one':
@@ -715,6 +833,7 @@ def main() -> None:
             command.add_argument('--one-by-one', type=int, default=200)
             command.add_argument('--dataset-labels', type=int, default=-1)
             command.add_argument('--model', type=pathlib.Path, default=MODEL)
+            command.add_argument('--keep', action='store_true', help='leave the profile and its database in place')
     args = parser.parse_args()
     if args.command == 'table':
         merged = {}
@@ -723,6 +842,14 @@ def main() -> None:
                 merged[(result['backend'], result['size'])] = result
         pathlib.Path(args.json).write_text(json.dumps(list(merged.values()), indent=1) + '\n')
         write_table(pathlib.Path(args.md), markdown(list(merged.values())))
+        return
+    if args.command == 'requery':
+        requery(args)
+        if args.md:
+            write_table(pathlib.Path(args.md), markdown(json.loads(pathlib.Path(args.json).read_text())))
+        return
+    if args.command == 'requery-one':
+        pathlib.Path(args.json).write_text(json.dumps(requery_one(), default=float))
         return
     if args.command == 'run':
         if args.md and not args.json:
@@ -734,7 +861,7 @@ def main() -> None:
             print(table)
         return
     if args.command == 'one':
-        result = one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels, args.model)
+        result = one(args.backend, args.size, args.pg_url, args.one_by_one, args.dataset_labels, args.model, args.keep)
     else:
         result = check(args) if args.command == 'check' else prepare(args)
     text = json.dumps(result, default=float)

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import pathlib
 
+import numpy as np
 import pytest
 from aiida import orm
 
@@ -33,6 +34,8 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
     labels = [label for generation in campaign['labels'] for label in generation]
     for dataset in campaign['generations']:
         assert query.label_ids_of_dataset_sql(dataset) == provenance.label_ids_of_dataset(dataset)
+        pks = query.label_pks_of_dataset(dataset)  # the link table alone, as an array, in frame order
+        assert pks.dtype == np.int64 and pks.tolist() == [pk for pk, _ in provenance.label_ids_of_dataset(dataset)]
     assert [uuid for _, uuid in query.label_ids_of_dataset_sql(campaign['generations'][2])] == [
         label.uuid for label in labels
     ]
@@ -43,6 +46,7 @@ def test_sql_path_answers_as_the_querybuilder_path(campaign):
         slow = provenance.calculations_behind_potential(potential)
         fast = query.calculations_behind_potential_sql(potential)
         assert fast == slow
+        assert list(query.iter_calculations_behind_dataset(dataset.pk, batch=3)) == slow  # streamed, 3 rows a batch
         assert query.summarise_potential_sql(potential) == provenance.summarise_calculations(slow)
     rows = query.calculations_behind_potential_sql(campaign['potentials'][1])
     assert len(rows) == 8
@@ -134,6 +138,9 @@ def test_hand_made_dataset_falls_back_to_its_label_uuids(aiida_profile):
     copy.store()
     assert query.label_ids_of_dataset_sql(copy) == provenance.label_ids_of_dataset(copy)
     assert [uuid for _, uuid in query.label_ids_of_dataset_sql(copy)] == [label.uuid for label in labels]
+    assert query.label_pks_of_dataset(copy).tolist() == [label.pk for label in labels]
+    assert list(query.iter_calculations_behind_dataset(copy)) == query.calculations_behind_dataset_sql(copy)
+    assert [row['label_pk'] for row in query.calculations_behind_dataset_sql(copy)] == [label.pk for label in labels]
     assert query.summarise_dataset_sql(copy) == provenance.summarise_calculations(
         provenance.calculations_behind_labels([pk for pk, _ in provenance.label_ids_of_dataset(copy)])
     )

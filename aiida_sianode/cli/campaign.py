@@ -472,37 +472,45 @@ def cmd_provenance():
 def cmd_provenance_labels(potential_pk, summary, as_json):
     """List the labels behind POTENTIAL_PK with the calculations, codes and levels of theory that made them.
 
-    The rows come from one SQL statement (a recursive CTE over the dataset generations), the summary from a GROUP BY
-    in the database: neither loads a node.
+    The summary comes from a GROUP BY in the database; with ``--json`` the rows are streamed from one SQL statement
+    as the database gives them (a batch at a time, never all in memory): neither loads a node.
     """
     from aiida import orm
 
     from aiida_sianode.data.potential import PotentialData
-    from aiida_sianode.provenance import summarise_calculations
-    from aiida_sianode.query import calculations_behind_dataset_sql, dataset_pk_of_potential, summarise_dataset_sql
+    from aiida_sianode.query import dataset_pk_of_potential, iter_calculations_behind_dataset, summarise_dataset_sql
 
     potential = orm.load_node(potential_pk)
     if not isinstance(potential, PotentialData):
         fail(f'node {potential_pk} is a {type(potential).__name__}, not a PotentialData', as_json)
     dataset = dataset_pk_of_potential(potential)
-    if summary or not as_json:
-        rows, by_code = None, summarise_dataset_sql(dataset)
-    else:
-        rows = calculations_behind_dataset_sql(dataset)
-        by_code = summarise_calculations(rows)
+    by_code = summarise_dataset_sql(dataset)
     n_labels = sum(group['n_labels'] for group in by_code)
     if as_json:
-        echo_json(
-            {
-                'potential': potential.pk,
-                'n_labels': n_labels,
-                'by_code': by_code,
-                **({'labels': rows} if rows is not None else {}),
-            }
-        )
+        head = {'potential': potential.pk, 'n_labels': n_labels, 'by_code': by_code}
+        if summary:
+            echo_json(head)
+            return
+        _echo_json_with_rows(head, 'labels', iter_calculations_behind_dataset(dataset))
         return
     echo_info(f'PotentialData<{potential.pk}>: {n_labels} labels')
     echo_table(by_code, list(by_code[0]) if by_code else [])
+
+
+def _echo_json_with_rows(head: dict, key: str, rows) -> None:
+    """Print ``{**head, key: [rows]}`` as :func:`echo_json` would, writing the rows one at a time as they come."""
+    import json
+    import sys
+
+    from aiida_sianode.cli.root import _JSON_STDOUT
+
+    stream = _JSON_STDOUT[-1] if _JSON_STDOUT else sys.stdout
+    text = json.dumps({**head, key: []}, indent=2)
+    stream.write(text[: text.rindex('[]')] + '[')
+    for index, row in enumerate(rows):
+        stream.write((',\n    ' if index else '\n    ') + json.dumps(row))
+    stream.write('\n  ]\n}\n')
+    stream.flush()
 
 
 @cmd_provenance.command('label-counts')
