@@ -13,11 +13,17 @@ an NPT anneal or a cell relaxation the density is a result; with neither it is t
 the input's. A cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with
 an error naming it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
 For pure Si (or pure C) the excess energy against the relaxed diamond crystal of the same member is reported.
+
+A member keeps its finished stages: after the quench and after the anneal it replaces ``stage.npz`` in its folder
+(positions, momenta, cell, the random generator's state and the quench curve). A member run again in the same folder
+(a job past its walltime, or a failure in the relaxation or the analysis) continues after the last finished stage,
+with the same result as a run never stopped; a stage file from other settings or another melt is ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 
 import numpy as np
@@ -48,6 +54,9 @@ SECTIONS = {
 }
 SHARED_FOLDER = 'member_shared'
 MELT_FILENAME = 'melt.extxyz'
+STAGE_FILENAME = 'stage.npz'
+#: the settings that decide a member's quench and anneal (with the melt and the member's index)
+STAGE_SETTINGS = ('pressure_gpa', 'density_g_cm3', 'timestep_fs', 'seed', 'sample_interval', 'melt', 'quench', 'anneal')
 AMU_PER_A3_TO_G_CM3 = 1.66053906660
 
 
@@ -196,6 +205,39 @@ def crystal_energy(symbol: str, calculator, settings: dict) -> float | None:
     return float(crystal.get_potential_energy() / len(crystal))
 
 
+def stage_fingerprint(settings: dict, melt_sha256: str, index: int) -> str:
+    """A hash of what decides a member's quench and anneal: :data:`STAGE_SETTINGS`, the melt and the member."""
+    data = {key: settings.get(key) for key in STAGE_SETTINGS}
+    data.update(melt_sha256=melt_sha256, member=index)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_stage(workdir: pathlib.Path, stage: str, fingerprint: str, atoms, dynamics, rng, temperatures, densities):
+    """Replace ``stage.npz`` (atomically) with the state after ``stage`` (``quenched`` or ``annealed``)."""
+    from aiida_sianode.properties.md_files import write_checkpoint
+
+    extra = {'stage': stage, 'fingerprint': fingerprint, 'temperatures': temperatures, 'densities': densities}
+    write_checkpoint(pathlib.Path(workdir) / STAGE_FILENAME, atoms, dynamics, rng, 0, extra)
+
+
+def read_stage(workdir: pathlib.Path, fingerprint: str, atoms, rng) -> tuple[str | None, list, list]:
+    """Put the state of the last finished stage into ``atoms`` and ``rng`` when ``stage.npz`` belongs to this
+    member's settings and melt; return ``(stage or None, quench temperatures, quench densities)``."""
+    from aiida_sianode.properties.md_files import read_checkpoint
+
+    path = pathlib.Path(workdir) / STAGE_FILENAME
+    if not path.is_file():
+        return None, [], []
+    state = read_checkpoint(path)
+    if state['extra'].get('fingerprint') != fingerprint:
+        return None, [], []
+    atoms.set_cell(state['cell'], scale_atoms=False)
+    atoms.set_positions(state['positions'], apply_constraint=False)
+    atoms.set_momenta(state['momenta'], apply_constraint=False)
+    rng.bit_generator.state = state['rng']
+    return state['extra']['stage'], list(state['extra']['temperatures']), list(state['extra']['densities'])
+
+
 def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Path) -> dict:
     """Quench the shared melt with this member, anneal, relax and analyse (see the module docstring)."""
     from ase.io import write
@@ -212,23 +254,29 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     from aiida_sianode.engines.explore import set_target_temperature
 
     start_volume = atoms.get_volume()
-    dynamics = _dynamics(atoms, settings, t_melt, settings['quench']['ensemble'] == 'npt', rng)
-    temperatures, densities = [], []
-    for step in range(n_quench):
-        target = t_melt + (t_end - t_melt) * (step + 1) / n_quench
-        set_target_temperature(dynamics, target)
-        dynamics.run(1)
-        if (step + 1) % interval == 0 or step + 1 == n_quench:
-            check_intact(atoms, start_volume, f'the quench at {target:.0f} K')
-            temperatures.append(target)
-            densities.append(density(atoms))
+    melt_sha256 = hashlib.sha256(np.ascontiguousarray(melt.get_positions()).tobytes()).hexdigest()
+    fingerprint = stage_fingerprint(settings, melt_sha256, index)
+    stage, temperatures, densities = read_stage(workdir, fingerprint, atoms, rng)
+    if stage is None:
+        dynamics = _dynamics(atoms, settings, t_melt, settings['quench']['ensemble'] == 'npt', rng)
+        for step in range(n_quench):
+            target = t_melt + (t_end - t_melt) * (step + 1) / n_quench
+            set_target_temperature(dynamics, target)
+            dynamics.run(1)
+            if (step + 1) % interval == 0 or step + 1 == n_quench:
+                check_intact(atoms, start_volume, f'the quench at {target:.0f} K')
+                temperatures.append(target)
+                densities.append(density(atoms))
+        write_stage(workdir, 'quenched', fingerprint, atoms, dynamics, rng, temperatures, densities)
     n_anneal = round(float(settings['anneal']['time_ps']) * 1000.0 / float(settings['timestep_fs']))
-    if n_anneal:
+    if n_anneal and stage != 'annealed':
         temperature = float(settings['anneal']['temperature_k'])
         dynamics = _dynamics(atoms, settings, temperature, settings['anneal']['ensemble'] == 'npt', rng)
         for _ in range(0, n_anneal, interval):
             dynamics.run(min(interval, n_anneal))
             check_intact(atoms, start_volume, f'the anneal at {temperature:.0f} K')
+        write_stage(workdir, 'annealed', fingerprint, atoms, dynamics, rng, temperatures, densities)
+    atoms.set_constraint()  # the thermostat's centre-of-mass hold (the forces of a periodic cell sum to zero anyway)
     options = settings['relax']
     relaxation = relax(
         atoms,
@@ -241,7 +289,6 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     check_intact(atoms, start_volume, 'the final relaxation')
     final = atoms.copy()
     final.calc = None
-    final.set_constraint()  # the thermostat's centre-of-mass constraint is not part of the structure
     write(workdir / 'amorphous.extxyz', final, format='extxyz')
 
     result = structure_analysis.analyse([final], analysis_settings(settings))
@@ -261,7 +308,8 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
     result['extra'].update(
         {
             'melt_made_by_this_member': made_here,
-            'melt_sha256': hashlib.sha256(np.ascontiguousarray(melt.get_positions()).tobytes()).hexdigest(),
+            'melt_sha256': melt_sha256,
+            'continued_after_stage': stage,
             'melt_density_g_cm3': density(melt),
             'quench_steps': n_quench,
             'anneal_steps': n_anneal,

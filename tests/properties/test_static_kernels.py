@@ -316,6 +316,61 @@ def test_amorphous_npt_anneal_after_a_langevin_quench(tmp_path):
     assert 7.0 < result['scalars']['density_g_cm3'] < 9.5
 
 
+def test_amorphous_member_continues_after_its_last_finished_stage(tmp_path, monkeypatch):
+    """A member that failed in its relaxation, run again in its folder, continues from its annealed state and gives
+    what an uninterrupted member gives; another melt's stage file is ignored."""
+    from aiida_sianode.properties import amorphous
+
+    overrides = {
+        'density_g_cm3': 8.0,
+        'timestep_fs': 2.0,
+        'sample_interval': 5,
+        'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
+        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
+        'anneal': {'time_ps': 0.02, 'ensemble': 'nvt'},
+        'relax': {'max_steps': 20, 'cell': False},
+        'cutoffs': {'Cu-Cu': 3.0},
+        'rings': {'enabled': False},
+    }
+    settings = kernel_settings('amorphous', overrides=overrides)
+    atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
+    for folder in ('whole', 'stopped'):
+        (tmp_path / folder / 'member_1').mkdir(parents=True)
+    whole = amorphous.run_member([atoms], EMT(), settings, tmp_path / 'whole' / 'member_1')
+    assert whole['extra']['continued_after_stage'] is None
+
+    real_relax = amorphous.relax
+
+    def failing_relax(*args, **kwargs):
+        raise RuntimeError('the node went down')
+
+    monkeypatch.setattr(amorphous, 'relax', failing_relax)
+    with pytest.raises(RuntimeError, match='the node went down'):
+        amorphous.run_member([atoms], EMT(), settings, tmp_path / 'stopped' / 'member_1')
+    monkeypatch.setattr(amorphous, 'relax', real_relax)
+    calls = []
+    real_dynamics = amorphous._dynamics
+
+    def counted_dynamics(*args, **kwargs):
+        calls.append(1)
+        return real_dynamics(*args, **kwargs)
+
+    monkeypatch.setattr(amorphous, '_dynamics', counted_dynamics)
+    again = amorphous.run_member([atoms], EMT(), settings, tmp_path / 'stopped' / 'member_1')
+    assert calls == []  # neither the quench nor the anneal ran again
+    assert again['extra']['continued_after_stage'] == 'annealed'
+    # equal to rounding: EMT sums its neighbours in the order of a neighbour list built at other positions
+    assert again['scalars']['energy_ev_per_atom'] == pytest.approx(whole['scalars']['energy_ev_per_atom'], rel=1e-10)
+    assert again['scalars']['density_g_cm3'] == pytest.approx(whole['scalars']['density_g_cm3'], rel=1e-12)
+    assert again['curves']['quench_density'] == whole['curves']['quench_density']
+
+    other_melt = {**settings, 'melt': {'temperature_k': 2900.0, 'time_ps': 0.02}}
+    (tmp_path / 'stopped' / 'member_shared' / 'melt.extxyz').unlink()
+    fresh = amorphous.run_member([atoms], EMT(), other_melt, tmp_path / 'stopped' / 'member_1')
+    assert fresh['extra']['continued_after_stage'] is None
+    assert len(calls) == 3  # a new melt, its quench and its anneal
+
+
 def test_amorphous_refusals():
     from aiida_sianode.properties import amorphous
 
