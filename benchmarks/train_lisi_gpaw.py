@@ -10,6 +10,12 @@ Two stages, each resumable:
    finished label is appended at once to ``fixtures/datasets/lisi_gpaw_fast.extxyz`` (energy, forces, stress,
    ``frame_id``, ``config_type``, ``split``, wall and CPU seconds), so an interrupted run keeps its labels and a
    rerun labels only the missing frames. A failed SCF is recorded in ``benchmarks/train_lisi_gpaw.json``.
+   ``--add-frames FILE`` (repeatable, in a fixed order) labels the frames of an extxyz file as well, with frame ids
+   after those of ``build_frames`` and the same test rule; the files and their sha256 go to the JSON record.
+   ``--collect FILE`` writes such a file: an active-learning round on the committee in ``--models`` (see
+   :func:`collect_frames`: the lithiation property's ``fast`` anneals and relaxations redone per member, the frames
+   where the members disagree most). Round 1, on the 34-frame committee, made
+   ``fixtures/datasets/lisi_gpaw_fast_al1.extxyz``.
 2. ``--train``: the labels become LabelData nodes and two DatasetData (the frames marked ``split=test``, one in six,
    form the test set; the rest are split 90/10 into train/valid, seed 0), and ``TrainCommitteeWorkChain`` trains a
    committee at the ``fast`` protocol (``--override`` as for ``aiida-sianode train``). With ``--save-models DIR``
@@ -18,6 +24,10 @@ Two stages, each resumable:
 Usage (repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label --workers 2
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --collect fixtures/datasets/lisi_gpaw_fast_al1.extxyz \
+        --models fixtures/models/lisi_fast
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label \
+        --add-frames fixtures/datasets/lisi_gpaw_fast_al1.extxyz
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --serial --save-models fixtures/models/lisi_fast \
         --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
         --override stage_two=true --override stage_two_start=50
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -163,6 +174,215 @@ def build_frames() -> list[tuple[str, object]]:
     return frames
 
 
+def added_frames(files: list[pathlib.Path], first_id: int) -> list[tuple[str, object]]:
+    """The frames of ``files`` (extxyz, e.g. from ``--collect``), in the order given, as ``(config_type, atoms)``
+    with frame ids from ``first_id`` on and the same test rule as :func:`build_frames`; ``config_type`` from each
+    frame's info. Give the same files in the same order on every run: the ids follow from it."""
+    from ase.io import read
+
+    frames = []
+    for path in files:
+        if not path.is_file():
+            raise SystemExit(f'--add-frames: no such file: {path}')
+        for index, atoms in enumerate(read(path, index=':', format='extxyz')):
+            config_type = str(atoms.info.get('config_type', path.stem))
+            frame_id = first_id + len(frames)
+            atoms.calc = None
+            atoms.info = {
+                'frame_id': frame_id,
+                'config_type': config_type,
+                'split': 'test' if frame_id % TEST_EVERY == TEST_EVERY - 1 else 'train',
+                'source': f'{path.name}:{index}',
+            }
+            frames.append((config_type, atoms))
+    return frames
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# active learning: frames where the committee's members disagree, from the lithiation property's own steps
+
+#: Round-1 candidates (``--collect``): the lithiation property's ``fast`` structures that the 34-frame committee broke
+#: on (member 0 collapsed a-LiSi to -142.6 eV/atom and Li13Si4 to -0.89 eV/atom; member 2 left a-Li5Si2 unconverged).
+COLLECT_CRYSTALS = ('Li13Si4',)
+COLLECT_AMORPHOUS_X = (1.0, 2.5)
+#: a frame every this many MD steps of the anneal / FIRE steps of the relaxation becomes a candidate
+COLLECT_ANNEAL_EVERY = 50
+COLLECT_RELAX_EVERY = 10
+
+
+def _snapshot(atoms, **info):
+    frame = atoms.copy()
+    frame.calc = None
+    frame.info = dict(info)
+    return frame
+
+
+def member_trajectories(model: pathlib.Path, member: int, dtype: str = 'float64') -> list:
+    """Redo the ``fast`` lithiation property's steps on the collected structures with one member driving (its
+    ``amorphous_start``, the same Langevin anneal as ``lithiation.anneal``, then FIRE + ``FrechetCellFilter`` as
+    ``common.relax``, to the protocol's force tolerance and step limit), keeping a snapshot every few steps."""
+    from ase import units
+    from ase.filters import FrechetCellFilter
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.optimize import FIRE
+
+    from aiida_sianode.engines.property import load_member_calculator
+    from aiida_sianode.properties.common import get_settings
+    from aiida_sianode.properties.lithiation import amorphous_name, amorphous_start
+    from aiida_sianode.structures.lithiation import lixsi_crystal
+
+    settings = get_settings('lithiation', 'fast')
+    amorphous, relax_settings = settings['amorphous'], settings['relax']
+    calculator = load_member_calculator(model, 'cpu', dtype)
+    starts = [(name, lixsi_crystal(name, primitive=True), False) for name in COLLECT_CRYSTALS]
+    for x in COLLECT_AMORPHOUS_X:
+        atoms = amorphous_start(x, settings)
+        starts.append((amorphous_name(atoms), atoms, True))
+    frames = []
+
+    def keep(stage: str, driver, atoms, name: str) -> None:
+        frames.append(_snapshot(atoms, structure=name, member=member, stage=stage, step=driver.nsteps))
+
+    for name, atoms, anneal in starts:
+        atoms.info = {}
+        atoms.calc = calculator
+        if anneal:
+            temperature = float(amorphous['anneal_temperature_k'])
+            rng = np.random.default_rng(int(amorphous['seed']))
+            MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+            dynamics = Langevin(
+                atoms,
+                timestep=float(amorphous['timestep_fs']) * units.fs,
+                temperature_K=temperature,
+                friction=float(amorphous['friction_per_fs']) / units.fs,
+                fixcm=False,
+                rng=rng,
+            )
+            dynamics.attach(keep, COLLECT_ANNEAL_EVERY, 'anneal', dynamics, atoms, name)
+            dynamics.run(int(amorphous['anneal_steps']))
+            atoms.set_momenta(np.zeros((len(atoms), 3)))
+        optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+        optimizer.attach(keep, COLLECT_RELAX_EVERY, 'relax', optimizer, atoms, name)
+        optimizer.run(fmax=float(relax_settings['fmax_ev_a']), steps=int(relax_settings['max_steps']))
+        frames.append(_snapshot(atoms, structure=name, member=member, stage='end', step=optimizer.nsteps))
+    return frames
+
+
+def collect_frames(
+    models: pathlib.Path,
+    out: pathlib.Path,
+    n_frames: int = 8,
+    per_group: int = 2,
+    min_distance: float = 1.5,
+    max_atoms: int = 34,
+    trust: float = 0.25,
+    min_separation: int = 30,
+) -> dict:
+    """Write the ``n_frames`` candidates where the committee in ``models`` disagrees most to ``out`` (extxyz).
+
+    Candidates: :func:`member_trajectories` of every member, each scored with the whole committee (largest atomic
+    force deviation, energy std per atom). Dropped: frames with two atoms closer than ``min_distance`` Å (the end of a
+    collapse: far from any state a property visits, and a PAW overlap for GPAW) or more than ``max_atoms`` atoms.
+    Key frames first: per (driving member, structure) the relaxation's end point, or the last frame before a collapse
+    past ``min_distance``, and the annealed amorphous cell, each if its force deviation is above ``trust`` eV/Å; then
+    the other frames. Within each, by falling force deviation, at most ``per_group`` per (member, structure) and none
+    within ``min_separation`` steps of a chosen frame of the same trajectory stage. Returns a summary for the record."""
+    from ase.io import write
+
+    from aiida_sianode.engines.committee import committee_predict, load_committee_calculator
+    from aiida_sianode.properties.common import shortest_distance
+
+    paths = sorted(models.glob('member_*.model'))
+    if not paths:
+        raise SystemExit(f'no member_*.model files in {models}')
+    start_cpu, start = time.process_time(), time.perf_counter()
+    candidates = [frame for index, path in enumerate(paths) for frame in member_trajectories(path, index)]
+    committee = load_committee_calculator([str(path) for path in paths])
+    for frame in candidates:
+        prediction = committee_predict(committee, frame)
+        frame.info['max_force_deviation_ev_a'] = round(prediction['max_force_deviation'], 4)
+        frame.info['energy_std_mev_atom'] = round(1000 * prediction['energy_std_per_atom'], 2)
+        frame.info['member_energies_ev_atom'] = ' '.join(f'{e / len(frame):.4f}' for e in prediction['energies'])
+        frame.info['shortest_distance_a'] = round(shortest_distance(frame, cutoff=4.0)[0], 3)
+    groups = {}
+    for frame in candidates:
+        if frame.info['shortest_distance_a'] >= min_distance and len(frame) <= max_atoms:
+            groups.setdefault((frame.info['member'], frame.info['structure']), []).append(frame)
+    key = set()
+    for frames in groups.values():
+        key.add(id(frames[-1]))  # the end point, or the last frame before the collapse
+        key.update(id(frame) for frame in frames if frame.info['stage'] == 'relax' and frame.info['step'] == 0)
+    eligible = [frame for frames in groups.values() for frame in frames]
+    ranked = sorted(
+        eligible,
+        key=lambda frame: (
+            not (id(frame) in key and frame.info['max_force_deviation_ev_a'] >= trust),
+            -frame.info['max_force_deviation_ev_a'],
+        ),
+    )
+    chosen = []
+    for frame in ranked:
+        group = (frame.info['member'], frame.info['structure'])
+        mates = [other for other in chosen if (other.info['member'], other.info['structure']) == group]
+        close = any(
+            other.info['stage'] == frame.info['stage'] and abs(other.info['step'] - frame.info['step']) < min_separation
+            for other in mates
+        )
+        if len(mates) < per_group and not close:
+            chosen.append(frame)
+        if len(chosen) == n_frames:
+            break
+    chosen.sort(key=lambda frame: (frame.info['structure'], frame.info['member'], frame.info['step']))
+    for frame in chosen:
+        frame.info['config_type'] = f'al1_{frame.info["structure"]}'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(out, chosen, format='extxyz')
+    return {
+        'models': str(models),
+        'model_sha256': [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths],
+        'file': str(out),
+        'candidates': len(candidates),
+        'dropped_short_distance': sum(frame.info['shortest_distance_a'] < min_distance for frame in candidates),
+        'dropped_size': sum(len(frame) > max_atoms for frame in candidates),
+        'chosen': len(chosen),
+        'rule': {
+            'n_frames': n_frames,
+            'per_group': per_group,
+            'min_distance_a': min_distance,
+            'max_atoms': max_atoms,
+            'trust_ev_a': trust,
+            'min_separation_steps': min_separation,
+        },
+        'wall_time_s': time.perf_counter() - start,
+        'cpu_time_s': time.process_time() - start_cpu,
+        'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+        'groups': _group_summary(candidates),
+    }
+
+
+def _group_summary(candidates: list) -> list[dict]:
+    """Per (member, structure): the end point's energy per atom and shortest distance, the largest deviation."""
+    groups = {}
+    for frame in candidates:
+        groups.setdefault((frame.info['member'], frame.info['structure']), []).append(frame)
+    rows = []
+    for (member, structure), frames in sorted(groups.items()):
+        end = frames[-1]
+        rows.append(
+            {
+                'member': member,
+                'structure': structure,
+                'frames': len(frames),
+                'end_member_energies_ev_atom': end.info['member_energies_ev_atom'],
+                'end_shortest_distance_a': end.info['shortest_distance_a'],
+                'end_relax_steps': end.info['step'],
+                'max_force_deviation_ev_a': max(frame.info['max_force_deviation_ev_a'] for frame in frames),
+            }
+        )
+    return rows
+
+
 def _label_one(atoms) -> tuple[object, dict]:
     """Label one frame in a temporary folder; return the frame and the engine's results (runs in a worker)."""
     from aiida_sianode.engines.label import label
@@ -205,9 +425,25 @@ def labelled_ids(path: pathlib.Path) -> set[int]:
     return {int(atoms.info['frame_id']) for atoms in read(path, index=':', format='extxyz')}
 
 
-def label_stage(path: pathlib.Path, workers: int, limit: int | None, results: dict) -> None:
-    """Label every frame not yet in ``path``, ``workers`` at a time; record timings and failures in ``results``."""
+def label_stage(
+    path: pathlib.Path, workers: int, limit: int | None, results: dict, add: list[pathlib.Path] = ()
+) -> None:
+    """Label every frame (those of :func:`build_frames`, then those of the ``add`` files) not yet in ``path``,
+    ``workers`` at a time; record timings, failures and the added files in ``results``."""
     frames = build_frames()
+    extra = added_frames(list(add), len(frames))
+    if extra:
+        results['added_frames'] = [
+            {
+                'file': str(file.resolve().relative_to(REPO)) if file.resolve().is_relative_to(REPO) else str(file),
+                'sha256': hashlib.sha256(file.read_bytes()).hexdigest(),
+                'frame_ids': [
+                    atoms.info['frame_id'] for _, atoms in extra if atoms.info['source'].startswith(f'{file.name}:')
+                ],
+            }
+            for file in add
+        ]
+    frames += extra
     done = labelled_ids(path)
     todo = [atoms for _, atoms in frames if atoms.info['frame_id'] not in done]
     # round robin over the config types (the first frame of every type, then the second...), so that a run stopped
@@ -437,6 +673,39 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
             f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
         )
     lines += [f'- {note}' for note in results.get('notes', [])]
+    collect = results.get('collect')
+    if collect:
+        rule = collect['rule']
+        lines += [
+            '',
+            '### Active learning, round 1 (`--collect`, then `--label --add-frames`)',
+            '',
+            f'`--collect {collect["file"]}` ({collect["date"]}, {collect["wall_time_s"]:.0f} s wall, '
+            f'{collect["cpu_time_s"]:.0f} s CPU): each member of `{collect["models"]}` redid the `fast` lithiation '
+            f'steps on {", ".join(sorted({row["structure"] for row in collect["groups"]}))} (anneal 0.5 ps at 800 '
+            f'K for the amorphous cells, then FIRE + FrechetCellFilter), a frame every {COLLECT_ANNEAL_EVERY} MD / '
+            f'{COLLECT_RELAX_EVERY} FIRE steps: {collect["candidates"]} candidates, scored by the whole committee. '
+            f'Dropped: {collect["dropped_short_distance"]} with two atoms closer than {rule["min_distance_a"]} Å, '
+            f'{collect["dropped_size"]} over {rule["max_atoms"]} atoms. Kept {collect["chosen"]}: first the key frames '
+            f'(each relaxation end point, or its last frame before a collapse, and each annealed amorphous cell) whose '
+            f'force deviation is above {rule["trust_ev_a"]} eV/Å, then the others, by falling force deviation, at most '
+            f'{rule["per_group"]} per (member, structure), {rule["min_separation_steps"]} steps apart at least.',
+            '',
+            '| driving member | structure | candidates | end point: member energies (eV/atom) | end point: shortest '
+            'distance (Å) | FIRE steps | largest force deviation, all candidates (eV/Å) |',
+            '|---|---|---|---|---|---|---|',
+            *(
+                f'| {row["member"]} | {row["structure"]} | {row["frames"]} | {row["end_member_energies_ev_atom"]} | '
+                f'{row["end_shortest_distance_a"]} | {row["end_relax_steps"]} | {row["max_force_deviation_ev_a"]} |'
+                for row in collect['groups']
+            ),
+            '',
+        ]
+    for item in results.get('added_frames', []):
+        lines.append(
+            f'- added frames: `{item["file"]}` (sha256 {item["sha256"][:12]}...) as frame ids '
+            f'{item["frame_ids"][0]}-{item["frame_ids"][-1]}, test rule as above'
+        )
     record = results.get('training')
     lines += ['', '## Committee', '']
     if not record:
@@ -511,15 +780,35 @@ def main(argv=None) -> int:
         '--serial', action='store_true', help='Train the members one after the other (one job at a time).'
     )
     parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
+    parser.add_argument(
+        '--add-frames',
+        type=pathlib.Path,
+        action='append',
+        default=[],
+        help='With --label: also label the frames of this extxyz file (ids after the built frames, in order given).',
+    )
+    parser.add_argument(
+        '--collect',
+        type=pathlib.Path,
+        default=None,
+        help='Write the frames where the committee in --models disagrees most to this extxyz file (collect_frames).',
+    )
+    parser.add_argument('--models', type=pathlib.Path, default=REPO / 'fixtures' / 'models' / 'lisi_fast')
+    parser.add_argument('--n-frames', type=int, default=8, help='With --collect: frames to keep.')
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f'--workers must be at least 1, got {args.workers}')
-    if not (args.label or args.train or args.report_only):
-        parser.error('give --label, --train or --report-only')
+    if not (args.label or args.train or args.report_only or args.collect):
+        parser.error('give --collect, --label, --train or --report-only')
+    if args.add_frames and not args.label:
+        parser.error('--add-frames goes with --label')
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    if args.collect:
+        results['collect'] = collect_frames(args.models, args.collect, n_frames=args.n_frames)
+        args.results.write_text(json.dumps(results, indent=2))
     if args.label:
-        label_stage(args.labels, args.workers, args.limit, results)
+        label_stage(args.labels, args.workers, args.limit, results, args.add_frames)
         args.results.write_text(json.dumps(results, indent=2))
     if args.train:
         train_stage(args, results)
