@@ -253,23 +253,28 @@ def test_plot_curve_writes_a_png(tmp_path):
 # ---------------------------------------------------------------------------------------------------- amorphous
 
 
-def test_amorphous_members_quench_one_shared_melt(tmp_path):
-    """Two members quench the same melt (made by the first, read by the second) at the set rate; at fixed density
-    (nvt) the cell keeps the density asked for."""
-    from aiida_sianode.properties import amorphous
-
+def copper_amorphous_settings(anneal_ps: float = 0.02, anneal_ensemble: str = 'nvt') -> dict:
+    """A few-step melt (3000 K, 0.02 ps) and quench (10 steps of 2 fs) of EMT copper at 8.0 g/cm^3."""
     overrides = {
         'density_g_cm3': 8.0,
         'timestep_fs': 2.0,
         'sample_interval': 5,
         'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
         'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
-        'anneal': {'time_ps': 0.01, 'ensemble': 'nvt'},
+        'anneal': {'time_ps': anneal_ps, 'ensemble': anneal_ensemble},
         'relax': {'max_steps': 20, 'cell': False},
         'cutoffs': {'Cu-Cu': 3.0},
         'rings': {'enabled': False},
     }
-    settings = kernel_settings('amorphous', overrides=overrides)
+    return kernel_settings('amorphous', overrides=overrides)
+
+
+def test_amorphous_members_quench_one_shared_melt(tmp_path):
+    """Two members quench the same melt (made by the first, read by the second) at the set rate; at fixed density
+    (nvt) the cell keeps the density asked for."""
+    from aiida_sianode.properties import amorphous
+
+    settings = copper_amorphous_settings(anneal_ps=0.01)
     atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
     amorphous.validate_settings(settings, [atoms])
     assert amorphous.quench_steps(settings) == 10  # (3000 - 300) K / 135000 K/ps = 0.02 ps = 10 steps of 2 fs
@@ -296,18 +301,7 @@ def test_amorphous_npt_anneal_after_a_langevin_quench(tmp_path):
     anneal, which refuses constraints; the barostat moves the cell off the quench's density."""
     from aiida_sianode.properties import amorphous
 
-    overrides = {
-        'density_g_cm3': 8.0,
-        'timestep_fs': 2.0,
-        'sample_interval': 5,
-        'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
-        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
-        'anneal': {'time_ps': 0.02, 'ensemble': 'npt'},
-        'relax': {'max_steps': 20, 'cell': False},
-        'cutoffs': {'Cu-Cu': 3.0},
-        'rings': {'enabled': False},
-    }
-    settings = kernel_settings('amorphous', overrides=overrides)
+    settings = copper_amorphous_settings(anneal_ensemble='npt')
     assert kernel_settings('amorphous', protocol='balanced')['anneal']['ensemble'] == 'npt'
     (tmp_path / 'member_0').mkdir()
     result = amorphous.run_member([bulk('Cu', 'fcc', a=3.6, cubic=True)], EMT(), settings, tmp_path / 'member_0')
@@ -323,18 +317,7 @@ def test_amorphous_member_continues_after_its_last_finished_stage(tmp_path, monk
     what an uninterrupted member gives; another melt's stage file is ignored."""
     from aiida_sianode.properties import amorphous
 
-    overrides = {
-        'density_g_cm3': 8.0,
-        'timestep_fs': 2.0,
-        'sample_interval': 5,
-        'melt': {'temperature_k': 3000.0, 'time_ps': 0.02},
-        'quench': {'end_k': 300.0, 'rate_k_per_ps': 135000.0, 'ensemble': 'nvt'},
-        'anneal': {'time_ps': 0.02, 'ensemble': 'nvt'},
-        'relax': {'max_steps': 20, 'cell': False},
-        'cutoffs': {'Cu-Cu': 3.0},
-        'rings': {'enabled': False},
-    }
-    settings = kernel_settings('amorphous', overrides=overrides)
+    settings = copper_amorphous_settings()
     atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
     for folder in ('whole', 'stopped'):
         (tmp_path / folder / 'member_1').mkdir(parents=True)
