@@ -8,12 +8,12 @@ includes the quench. Each member: a linear quench from ``melt.temperature_k`` to
 of :mod:`aiida_sianode.properties.structure` (g(r), coordination, angles, rings, density).
 
 Ensembles: ``quench.ensemble`` (default ``nvt``: the quench keeps the melt's density) and ``anneal.ensemble``
-(``npt``: isotropic MTK barostat at ``pressure_gpa``, or ``nvt``); ``relax.cell`` relaxes the cell at the end. Before
-an NPT anneal the quenched cell is relaxed isotropically (to 0.2 eV/Å and 0.2 GPa, at most 300 FIRE steps, the
-velocities kept), so the barostat starts near its pressure instead of GPa away from it. With
-an NPT anneal or a cell relaxation the density is a result; with neither it is the one given (``density_g_cm3``) or
-the input's. A cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with
-an error naming it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
+(``npt``: isotropic MTK barostat at ``pressure_gpa``, or ``nvt``); ``relax.cell`` relaxes the cell at the end.
+Before an NPT anneal the quenched cell is scaled to its pressure (to 0.2 eV/Å and 0.2 GPa, at most 300 FIRE steps,
+the velocities kept), so the barostat starts near its pressure instead of GPa away from it. With an NPT anneal or a
+cell relaxation the density is a result; with neither it is the one given (``density_g_cm3``) or the input's. A
+cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with an error naming
+it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
 For pure Si (or pure C) the excess energy against the relaxed diamond crystal of the same member is reported.
 
 A member keeps its finished stages: after the quench and after the anneal it replaces ``stage.npz`` in its folder

@@ -192,7 +192,8 @@ def relax(
     ``FrechetCellFilter`` when ``cell`` is true.
 
     Converged when every force is below ``fmax`` (eV/Å) and, for a cell relaxation, every stress component below
-    ``stress_tol_gpa`` (GPa; the stress is measured against ``pressure_gpa``).
+    ``stress_tol_gpa`` (GPa; the stress is measured against ``pressure_gpa``); with ``hydrostatic`` (the cell only
+    scaled) the pressure alone, since a scaling cannot remove shear or the difference of the normal stresses.
 
     :returns: ``{'converged', 'steps', 'max_force_ev_a', 'max_stress_gpa' (None for fixed cell), 'energy_ev'}``.
     """
@@ -203,6 +204,8 @@ def relax(
     def stress_error() -> float:
         stress = atoms.get_stress(voigt=True).copy()
         stress[:3] += pressure_gpa * GPa
+        if hydrostatic:
+            return float(abs(stress[:3].mean()) / GPa)
         return float(np.abs(stress).max() / GPa)
 
     cell_relax = cell and all(atoms.pbc)

@@ -85,6 +85,25 @@ def test_relax_converges_cell_and_forces_with_emt():
     assert atoms.cell.lengths() == pytest.approx([3.59] * 3, abs=0.01)  # EMT Cu
 
 
+def test_hydrostatic_relax_converges_on_the_pressure_and_keeps_the_shear():
+    """A scaled cell cannot lose its shear stress: a hydrostatic relaxation of sheared copper converges when the
+    pressure is within tolerance, with the shear still there (before, it ran to max_steps)."""
+    from ase.units import GPa
+
+    atoms = bulk('Cu', 'fcc', a=3.7, cubic=True)
+    cell = atoms.cell.array.copy()
+    cell[0, 1] += 0.1  # a 2.7 % shear
+    atoms.set_cell(cell, scale_atoms=True)
+    atoms.calc = EMT()
+    result = common.relax(atoms, fmax=0.01, stress_tol_gpa=0.02, max_steps=300, hydrostatic=True)
+    stress = atoms.get_stress(voigt=True) / GPa
+    assert result['converged'] and result['steps'] < 300
+    assert abs(stress[:3].mean()) <= 0.02
+    assert result['max_stress_gpa'] == pytest.approx(abs(stress[:3].mean()), abs=1e-9)
+    assert abs(stress[5]) > 0.5  # the xy shear stress (GPa) a scaling cannot remove
+    assert atoms.cell.array[0, 1] / atoms.cell.array[0, 0] == pytest.approx(0.1 / 3.7, rel=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------------- structure
 
 
