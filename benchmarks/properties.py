@@ -195,9 +195,10 @@ def amorphous_balanced_notes(records: list[dict]) -> list[str]:
     deviation = (density_['mean'] / 2.28 - 1) * 100
     lines = [
         f'- a-Si at the `balanced` rate (5 ps melt, quench at 100 K/ps = 1e14 K/s, 5 ps NPT anneal at 600 K, cell '
-        f'relaxed; {record["cpu_time_s"] / 60:.0f} CPU min for the committee): density {density_["mean"]:.3g} ± '
-        f'{density_["std"]:.2g} g/cm³, {deviation:+.1f} % from 2.28 ({"within" if abs(deviation) <= 3 else "outside"}'
-        f' the 3 % of the check); mean coordination {coordination["mean"]:.3g} ± {coordination["std"]:.2g} '
+        f'relaxed; {record["cpu_time_s"] / 60:.0f} CPU min for the committee): density '
+        f'{density_["mean"]:.3g} ± {density_["std"]:.2g} g/cm³, {deviation:+.1f} % from 2.28 '
+        f'({"within" if abs(deviation) <= 3 else "outside"} the 3 % of the check); mean coordination '
+        f'{coordination["mean"]:.3g} ± {coordination["std"]:.2g} '
         f'({"inside" if 3.8 <= coordination["mean"] <= 4.1 else "outside"} 3.8-4.1; members '
         f'{", ".join(f"{value:.3g}" for value in coordination["members"])}).',
     ]

@@ -8,12 +8,10 @@ includes the quench. Each member: a linear quench from ``melt.temperature_k`` to
 of :mod:`aiida_sianode.properties.structure` (g(r), coordination, angles, rings, density).
 
 Ensembles: ``quench.ensemble`` (default ``nvt``: the quench keeps the melt's density) and ``anneal.ensemble``
-(``npt``: isotropic MTK barostat at ``pressure_gpa``, or ``nvt``); ``relax.cell`` relaxes the cell at the end.
-Before an NPT anneal the quenched cell is scaled to its pressure (to 0.2 eV/Å and 0.2 GPa, at most 300 FIRE steps,
-the velocities kept), so the barostat starts near its pressure instead of GPa away from it. With an NPT anneal or a
-cell relaxation the density is a result; with neither it is the one given (``density_g_cm3``) or the input's. A
-cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with an error naming
-it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
+(``npt``: isotropic MTK barostat at ``pressure_gpa``, or ``nvt``); ``relax.cell`` relaxes the cell at the end. With
+an NPT anneal or a cell relaxation the density is a result; with neither it is the one given (``density_g_cm3``) or
+the input's. A cell that swells past twice its volume, or whose atoms come closer than 0.5 Å, stops the member with
+an error naming it: a liquid that boils off under a barostat is a broken run, not an amorphous phase.
 For pure Si (or pure C) the excess energy against the relaxed diamond crystal of the same member is reported.
 
 A member keeps its finished stages: after the quench and after the anneal it replaces ``stage.npz`` in its folder
@@ -57,10 +55,6 @@ SECTIONS = {
 SHARED_FOLDER = 'member_shared'
 MELT_FILENAME = 'melt.extxyz'
 STAGE_FILENAME = 'stage.npz'
-#: the loose cell relaxation between the quench and an NPT anneal (the barostat then starts near its pressure)
-PRE_ANNEAL_FMAX_EV_A = 0.2
-PRE_ANNEAL_STRESS_GPA = 0.2
-PRE_ANNEAL_MAX_STEPS = 300
 #: the settings that decide a member's quench and anneal (with the melt and the member's index)
 STAGE_SETTINGS = ('pressure_gpa', 'density_g_cm3', 'timestep_fs', 'seed', 'sample_interval', 'melt', 'quench', 'anneal')
 AMU_PER_A3_TO_G_CM3 = 1.66053906660
@@ -275,26 +269,9 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
                 densities.append(density(atoms))
         write_stage(workdir, 'quenched', fingerprint, atoms, dynamics, rng, temperatures, densities)
     n_anneal = round(float(settings['anneal']['time_ps']) * 1000.0 / float(settings['timestep_fs']))
-    pre_anneal = None
     if n_anneal and stage != 'annealed':
         temperature = float(settings['anneal']['temperature_k'])
-        npt = settings['anneal']['ensemble'] == 'npt'
-        if npt:
-            # a quench at the melt's volume leaves GPa of stress; an MTK barostat started there overshoots, and a
-            # member soft at low density was seen to expand past twice its volume: relax the cell first (loosely,
-            # isotropically, as the barostat is isotropic), keeping the quench's velocities
-            atoms.set_constraint()
-            pre_anneal = relax(
-                atoms,
-                fmax=PRE_ANNEAL_FMAX_EV_A,
-                stress_tol_gpa=PRE_ANNEAL_STRESS_GPA,
-                max_steps=PRE_ANNEAL_MAX_STEPS,
-                cell=True,
-                hydrostatic=True,
-                pressure_gpa=float(settings.get('pressure_gpa', 0.0)),
-            )
-            check_intact(atoms, start_volume, 'the relaxation before the anneal')
-        dynamics = _dynamics(atoms, settings, temperature, npt, rng)
+        dynamics = _dynamics(atoms, settings, temperature, settings['anneal']['ensemble'] == 'npt', rng)
         for _ in range(0, n_anneal, interval):
             dynamics.run(min(interval, n_anneal))
             check_intact(atoms, start_volume, f'the anneal at {temperature:.0f} K')
@@ -333,7 +310,6 @@ def run_member(structures: list, calculator, settings: dict, workdir: pathlib.Pa
             'melt_made_by_this_member': made_here,
             'melt_sha256': melt_sha256,
             'continued_after_stage': stage,
-            'pre_anneal_relaxation': pre_anneal,
             'melt_density_g_cm3': density(melt),
             'quench_steps': n_quench,
             'anneal_steps': n_anneal,
