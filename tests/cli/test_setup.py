@@ -34,7 +34,10 @@ def test_setup_is_idempotent_and_json_is_clean(tmp_path):
         'lammps@localhost',
     }
     assert all(code['created'] for code in first['codes'].values())
-    assert first['codes']['sianode-label@localhost']['executable'] == sys.executable
+    # this environment's interpreter: the CLI runs under its script's shebang, `python` or `python3` as pip wrote it
+    executable = pathlib.Path(first['codes']['sianode-label@localhost']['executable'])
+    assert executable.parent == pathlib.Path(sys.executable).parent
+    assert executable.samefile(sys.executable)
     assert first['caching_enabled_for'] == ['aiida.calculations:sianode.label']
     config = json.loads((tmp_path / '.aiida' / 'config.json').read_text())
     assert config['profiles']['sianode']['options']['caching.enabled_for'] == ['aiida.calculations:sianode.label']
