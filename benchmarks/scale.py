@@ -171,6 +171,21 @@ def repository_size(backend: str, workdir: pathlib.Path) -> int:
 CPU: dict[str, float] = {}
 
 
+def time_find_labels_sql(queries: dict, fingerprint: str) -> None:
+    """Time ``find_labels_sql`` (Li-Si at ``fingerprint``; PBEsol) into ``queries``, checked against ``find_labels``."""
+    from aiida_sianode.query import find_labels, find_labels_sql
+
+    for name, kwargs in (
+        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
+        ('by_method_sql', {'method': 'PBEsol'}),
+    ):
+        cpu = time.process_time()
+        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
+        queries[f'{name}_cpu_s'] = time.process_time() - cpu
+        queries[f'{name}_rows'] = len(rows)
+        queries[f'{name}_same'] = rows == find_labels(**kwargs)
+
+
 def timed(function, *args, **kwargs):
     """Return ``(result, wall seconds)``; the CPU seconds of this process are added to ``CPU[function name]``."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -367,17 +382,8 @@ def _measure(backend, size, pg_url, database, workdir, one_by_one, dataset_label
     queries['by_fingerprint_and_elements_rows'] = len(rows)
     rows, queries['by_method_s'] = timed(find_labels, method='PBEsol')
     queries['by_method_rows'] = len(rows)
-    from aiida_sianode.query import find_labels_sql
 
-    for name, kwargs in (
-        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
-        ('by_method_sql', {'method': 'PBEsol'}),
-    ):
-        cpu = time.process_time()
-        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
-        queries[f'{name}_cpu_s'] = time.process_time() - cpu
-        queries[f'{name}_rows'] = len(rows)
-        queries[f'{name}_same'] = rows == find_labels(**kwargs)
+    time_find_labels_sql(queries, fingerprint)
     result['queries'] = queries
 
     # a dataset of the PBE labels (all of them, or the first `dataset_labels`), built from their PKs: no label node is
@@ -484,22 +490,13 @@ def requery_one() -> dict:
     from aiida_sianode.common import level_of_theory as lot
     from aiida_sianode.data.potential import PotentialData
     from aiida_sianode.provenance import calculations_behind_potential
-    from aiida_sianode.query import find_labels, find_labels_sql
 
     query = orm.QueryBuilder().append(PotentialData, project='id').order_by({PotentialData: {'id': 'desc'}})
     potential = orm.load_node(query.first()[0])
     reference = calculations_behind_potential(potential)  # the QueryBuilder path, for the *_same checks
     queries: dict = {}
     fingerprint = lot.fingerprint(lot.normalise(PBE))
-    for name, kwargs in (
-        ('by_fingerprint_and_elements_sql', {'fingerprint': fingerprint, 'elements': ['Li', 'Si']}),
-        ('by_method_sql', {'method': 'PBEsol'}),
-    ):
-        cpu = time.process_time()
-        rows, queries[f'{name}_s'] = timed(find_labels_sql, **kwargs)
-        queries[f'{name}_cpu_s'] = time.process_time() - cpu
-        queries[f'{name}_rows'] = len(rows)
-        queries[f'{name}_same'] = rows == find_labels(**kwargs)
+    time_find_labels_sql(queries, fingerprint)
     measure_sql(queries, potential, reference)
     return {
         'queries': queries,
