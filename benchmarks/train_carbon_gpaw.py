@@ -24,10 +24,14 @@ frames have 8 atoms, with one 16-atom a-C cell per density.
 Usage (repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/train_carbon_gpaw.py --label
-    OMP_NUM_THREADS=1 python benchmarks/train_carbon_gpaw.py --train --serial \
+    OMP_NUM_THREADS=1 AIIDA_PATH=$PWD/.aiida python benchmarks/train_carbon_gpaw.py --train --serial --profile sianode \
         --save-models fixtures/models/carbon_fast --override max_num_epochs=100 --override batch_size=2 \
-        --override patience=100
+        --override patience=100 --override stage_two=true --override stage_two_start=60
     python benchmarks/train_carbon_gpaw.py --report-only
+
+The committee in ``fixtures/models/carbon_fast`` was trained with ``--profile sianode`` (the worktree profile): in the
+throw-away configuration (no ``--profile``) the ``sianode-train`` code found in its storage pointed at the python of a
+removed worktree and every TrainCalculation died at once (``No such file or directory``).
 """
 
 from __future__ import annotations
