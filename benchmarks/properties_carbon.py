@@ -19,6 +19,7 @@ Usage (repository root)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pathlib
@@ -189,6 +190,29 @@ def literature_at(density: float) -> str:
     return '–'
 
 
+def check_lines(records: list[dict]) -> list[str]:
+    """The issue's check (a-C density against sp3 fraction over 1.5-3.3 g/cm^3 as a curve), from the records."""
+    done = [record for record in records if _stats(record, 'sp3_fraction_c')]
+    if not done:
+        return ['**Check.** No density finished yet.']
+    missing = [density for density in DENSITIES if density not in {record['density_g_cm3'] for record in done}]
+    means = [100 * _stats(record, 'sp3_fraction_c')['mean'] for record in done]
+    rising = all(later >= earlier for earlier, later in itertools.pairwise(means))
+    inside = [
+        f'{record["density_g_cm3"]:g} g/cm³: {mean:.0f} % against {literature_at(record["density_g_cm3"])} %'
+        for record, mean in zip(done, means)
+        if literature_at(record['density_g_cm3']) != '–'
+    ]
+    return [
+        f'**Check.** Curve over {len(done)} of {len(DENSITIES)} densities'
+        + (f' (missing: {", ".join(f"{value:g}" for value in missing)})' if missing else '')
+        + f'; the mean sp3 fraction {"rises" if rising else "does not rise"} monotonically with density '
+        f'({", ".join(f"{mean:.0f}" for mean in means)} %). Against the rough literature ranges: '
+        + ('; '.join(inside) if inside else 'no density inside a range')
+        + '.',
+    ]
+
+
 def write_report(records: list[dict], path: pathlib.Path = REPORT) -> None:
     records = sorted(records, key=lambda record: record['density_g_cm3'])
     settings = records[0]['settings'] if records else {}
@@ -235,6 +259,8 @@ def write_report(records: list[dict], path: pathlib.Path = REPORT) -> None:
         for failure in record.get('failures', []):
             lines.append(f'- {record["density_g_cm3"]:g} g/cm³, member {failure["index"]}: {failure["message"]}')
     lines += [
+        '',
+        *check_lines(records),
         '',
         f'![sp3 fraction and coordination against density]({PLOT.name})',
         '',
