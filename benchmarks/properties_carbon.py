@@ -146,7 +146,9 @@ def write_plot(records: list[dict], path: pathlib.Path = PLOT) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    records = [record for record in records if _stats(record, 'sp3_fraction_c')]
+    records = sorted(
+        (record for record in records if _stats(record, 'sp3_fraction_c')), key=lambda record: record['density_g_cm3']
+    )
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for (low, high), (sp3_low, sp3_high) in LITERATURE:
         left.fill_between([low, high], [100 * sp3_low] * 2, [100 * sp3_high] * 2, color='0.85', lw=0)
