@@ -192,6 +192,15 @@ def literature_at(density: float) -> str:
     return '–'
 
 
+def _verdict(density: float, sp3_percent: float) -> str:
+    for (low, high), (sp3_low, sp3_high) in LITERATURE:
+        if low - 0.05 <= density <= high + 0.05:
+            if sp3_percent < 100 * sp3_low:
+                return 'below'
+            return 'above' if sp3_percent > 100 * sp3_high else 'inside'
+    return 'no range'
+
+
 def check_lines(records: list[dict]) -> list[str]:
     """The issue's check (a-C density against sp3 fraction over 1.5-3.3 g/cm^3 as a curve), from the records."""
     done = [record for record in records if _stats(record, 'sp3_fraction_c')]
@@ -201,7 +210,8 @@ def check_lines(records: list[dict]) -> list[str]:
     means = [100 * _stats(record, 'sp3_fraction_c')['mean'] for record in done]
     rising = all(later >= earlier for earlier, later in itertools.pairwise(means))
     inside = [
-        f'{record["density_g_cm3"]:g} g/cm³: {mean:.0f} % against {literature_at(record["density_g_cm3"])} %'
+        f'{record["density_g_cm3"]:g} g/cm³: {mean:.1f} % against {literature_at(record["density_g_cm3"])} % '
+        f'({_verdict(record["density_g_cm3"], mean)})'
         for record, mean in zip(done, means)
         if literature_at(record['density_g_cm3']) != '–'
     ]
