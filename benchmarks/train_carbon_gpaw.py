@@ -1,0 +1,475 @@
+"""Benchmark: a small GPAW PBE carbon training set, labelled by the project's label engine, and a MACE committee on it.
+
+The carbon counterpart of ``train_lisi_gpaw.py``, whose generic pieces it imports (the GPAW ``fast`` settings, the
+one-frame labeller and writer, the serial-training lock); its own are the frames, the label loop over them, the
+LabelData description, the saved models' README and the report. Two stages, each resumable:
+
+1. ``--label``: builds the frames (see :func:`build_frames`: diamond and AB graphite, 8 atoms each, strained and
+   rattled; random a-C cells of 8 and 16 atoms from the ``amorphous-carbon`` builder at 1.5-3.5 g/cm^3, rattled) and
+   labels each with :func:`aiida_sianode.engines.label.label` (GPAW plane waves, PBE) at the ``fast`` protocol of
+   ``protocols/label_gpaw.yaml`` (300 eV, k-point density 1.5/Å, Marzari-Vanderbilt 0.1 eV, stress on). Every
+   finished label is appended at once to ``fixtures/datasets/carbon_gpaw_fast.extxyz`` (energy, forces, stress,
+   ``frame_id``, ``config_type``, ``split``, wall and CPU seconds), so an interrupted run keeps its labels and a
+   rerun labels only the missing frames. ``--add-frames FILE`` labels an extxyz file's frames too (ids after the
+   built frames, the same test rule), as ``train_lisi_gpaw.py`` does.
+2. ``--train``: the labels become LabelData nodes and two DatasetData (the frames with ``split=test``, one in six,
+   form the test set; the rest are split 90/10 into train/valid, seed 0), and ``TrainCommitteeWorkChain`` trains a
+   committee at the ``fast`` protocol (``--override`` as for ``aiida-sianode train``). With ``--save-models DIR``
+   the members are copied to ``DIR/member_<i>.model``.
+
+Cell sizes: one 24-atom a-C frame (2.5 g/cm^3, k-mesh 2x2x2) took 96 CPU-s at this protocol on the shared 2-core
+machine, above the ~90 CPU-s a frame may cost here, and a 16-atom one 67 CPU-s (116 s wall at load 3.7); so the
+frames have 8 atoms, with one 16-atom a-C cell per density.
+
+Usage (repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/train_carbon_gpaw.py --label
+    OMP_NUM_THREADS=1 AIIDA_PATH=$PWD/.aiida python benchmarks/train_carbon_gpaw.py --train --serial --profile sianode \
+        --save-models fixtures/models/carbon_fast --override max_num_epochs=100 --override batch_size=2 \
+        --override patience=100 --override stage_two=true --override stage_two_start=60
+    python benchmarks/train_carbon_gpaw.py --report-only
+
+The committee in ``fixtures/models/carbon_fast`` was trained with ``--profile sianode`` (the worktree profile): in the
+throw-away configuration (no ``--profile``) the ``sianode-train`` code found in its storage pointed at the python of a
+removed worktree and every TrainCalculation died at once (``No such file or directory``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from train_lisi_gpaw import (  # noqa: E402  (sibling benchmark scripts, not a package)
+    GPAW_FAST,
+    _label_one,
+    _rattled,
+    _scaled,
+    _strained,
+    _write_label,
+    added_frames,
+    labelled_ids,
+    one_job_at_a_time,
+)
+from train_mlearn_si import LoadSampler, processor_name, run_protocol, setup_environment  # noqa: E402
+
+LABELS = REPO / 'fixtures' / 'datasets' / 'carbon_gpaw_fast.extxyz'
+RESULTS = HERE / 'train_carbon_gpaw.json'
+REPORT = HERE / 'train_carbon_gpaw.md'
+
+#: PBE lattice constant of diamond, Å (PBE 3.57; experiment 3.567).
+DIAMOND_PBE_A = 3.57
+#: a-C densities of the random starts, g/cm^3 (the builder takes 1.5-3.3; 3.5 is a 3.3 cell compressed).
+AMORPHOUS_DENSITIES = (1.5, 1.8, 2.1, 2.4, 2.7, 3.0, 3.3, 3.5)
+#: Closest approach of the random starts, Å (C-C bonds are 1.2-1.6 Å).
+AMORPHOUS_MIN_DISTANCE = 1.3
+
+#: One frame in ``TEST_EVERY`` (frame_id % TEST_EVERY == TEST_EVERY - 1) is held out as the test set.
+TEST_EVERY = 6
+
+
+def amorphous_start(n_atoms: int, density: float, seed: int):
+    """A random a-C cell from the ``amorphous-carbon`` builder at ``density`` (above 3.3 g/cm^3: built at 3.3 and
+    compressed, positions following)."""
+    from aiida_sianode.structures.carbon import A_C_DENSITY_RANGE, amorphous_carbon
+
+    built = min(density, A_C_DENSITY_RANGE[1])
+    atoms = amorphous_carbon(n_atoms, built, min_distance=AMORPHOUS_MIN_DISTANCE, seed=seed)
+    return _scaled(atoms, (built / density) ** (1 / 3))
+
+
+def build_frames() -> list[tuple[str, object]]:
+    """Every frame to label, as ``(config_type, atoms)``, in a fixed order (the index is the frame id)."""
+    from ase.build import bulk
+
+    from aiida_sianode.structures.carbon import graphite
+
+    frames = []
+    diamond = bulk('C', 'diamond', a=DIAMOND_PBE_A, cubic=True)
+    for index, (scale, rattle) in enumerate(((0.95, 0.03), (0.98, 0.05), (1.0, 0.05), (1.02, 0.05), (1.05, 0.03))):
+        frames.append(('diamond', _rattled(_scaled(diamond, scale), rattle, 10 + index)))
+    frames.append(('diamond', _rattled(_strained(diamond, (0.03, -0.02, 0.0, 0.03, 0.0, 0.0)), 0.1, 15)))
+    frames.append(('diamond', _rattled(diamond, 0.15, 16)))
+    cell = graphite((2, 1, 1))
+    for index, (strain, rattle) in enumerate(
+        (
+            ((0.0, 0.0, 0.0), 0.03),
+            ((-0.03, -0.03, 0.0), 0.05),
+            ((0.03, 0.03, 0.0), 0.05),
+            ((0.0, 0.0, -0.12), 0.05),  # interlayer distance 2.95 Å
+            ((0.0, 0.0, 0.08), 0.05),
+            ((0.02, -0.02, 0.0, 0.0, 0.0, 0.03), 0.1),
+            ((0.0, 0.0, 0.0), 0.15),
+        )
+    ):
+        frames.append(('graphite', _rattled(_strained(cell, strain), rattle, 20 + index)))
+    for index, density in enumerate(AMORPHOUS_DENSITIES):
+        for n_atoms, seed, rattle in ((16, 0, 0.05), (8, 1, 0.1), (8, 2, 0.05), (8, 3, 0.1)):
+            atoms = _rattled(amorphous_start(n_atoms, density, seed), rattle, 100 + 10 * index + seed)
+            frames.append((f'aC_random_{density:g}', atoms))
+    for frame_id, (config_type, atoms) in enumerate(frames):
+        atoms.info = {'frame_id': frame_id, 'config_type': config_type}
+        atoms.info['split'] = 'test' if frame_id % TEST_EVERY == TEST_EVERY - 1 else 'train'
+        atoms.calc = None
+    return frames
+
+
+def label_stage(
+    path: pathlib.Path, limit: int | None, results: dict, add: list[pathlib.Path] = (), frames=None
+) -> None:
+    """Label, one at a time, every frame (``frames``, default :func:`build_frames`, then those of the ``add`` files)
+    not yet in ``path``; record timings, failures and the added files in ``results``."""
+    frames = build_frames() if frames is None else frames
+    extra = added_frames(list(add), len(frames))
+    if extra:
+        results['added_frames'] = [
+            {
+                'file': str(file.resolve().relative_to(REPO)) if file.resolve().is_relative_to(REPO) else str(file),
+                'sha256': hashlib.sha256(file.read_bytes()).hexdigest(),
+                'frame_ids': [
+                    atoms.info['frame_id'] for _, atoms in extra if atoms.info['source'].startswith(f'{file.name}:')
+                ],
+            }
+            for file in add
+        ]
+    frames = list(frames) + extra
+    done = labelled_ids(path)
+    todo = [atoms for _, atoms in frames if atoms.info['frame_id'] not in done]
+    # round robin over the config types, so that a run stopped early (or --limit) leaves a set covering every type
+    rank, seen = {}, {}
+    for atoms in todo:
+        kind = atoms.info['config_type']
+        rank[atoms.info['frame_id']] = seen.get(kind, 0)
+        seen[kind] = seen.get(kind, 0) + 1
+    todo = sorted(todo, key=lambda atoms: (rank[atoms.info['frame_id']], atoms.info['frame_id']))[:limit]
+    print(f'{len(frames)} frames, {len(done)} labelled already, {len(todo)} to label', flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    failures = {str(item['frame_id']): item for item in results.get('failures', [])}
+    start = time.perf_counter()
+    with LoadSampler() as sampler:
+        for atoms in todo:
+            atoms, result = _label_one(atoms)
+            frame_id = atoms.info['frame_id']
+            if result['status'] == 'ok':
+                _write_label(atoms, result, path)
+                failures.pop(str(frame_id), None)
+            else:
+                failures[str(frame_id)] = {
+                    'frame_id': frame_id,
+                    'config_type': atoms.info['config_type'],
+                    'status': result['status'],
+                    'error': result['error'],
+                }
+            print(
+                f'frame {frame_id:3d} {atoms.info["config_type"]:18s} {len(atoms):3d} atoms {result["status"]} '
+                f'{result["wall_time_s"]:.0f} s wall {result["cpu_time_s"]:.0f} s CPU',
+                flush=True,
+            )
+    results['failures'] = sorted(failures.values(), key=lambda item: item['frame_id'])
+    results.setdefault('label_runs', []).append(
+        {
+            'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+            'frames_labelled': len(todo),
+            'workers': 1,
+            'wall_time_s': time.perf_counter() - start,
+            'load_average': sampler.summary() if sampler.samples else None,
+        }
+    )
+    results['settings'] = {
+        'gpaw': GPAW_FAST,
+        'diamond_a': DIAMOND_PBE_A,
+        'amorphous_densities_g_cm3': list(AMORPHOUS_DENSITIES),
+        'amorphous_min_distance_a': AMORPHOUS_MIN_DISTANCE,
+        'test_every': TEST_EVERY,
+    }
+    if path.is_file():
+        results['labels_sha256'] = hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def import_labels(path: pathlib.Path) -> tuple[list, list]:
+    """Store every labelled frame as a LabelData; return the (train, test) lists split by ``info['split']``."""
+    from ase.io import read
+
+    from aiida_sianode.data.label import LabelData
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    level_of_theory = {
+        'code': 'gpaw',
+        'method': 'PBE',
+        'basis': 'plane-wave',
+        'cutoff_ev': GPAW_FAST['cutoff_ev'],
+        'kpoint_spacing': 1.0 / GPAW_FAST['kpoint_density'],
+        'smearing': dict(GPAW_FAST['smearing']),
+        'description': 'benchmarks/train_carbon_gpaw.py, label protocol fast',
+    }
+    train, test = [], []
+    for index, atoms in enumerate(read(path, index=':', format='extxyz')):
+        label = LabelData(
+            atoms,
+            level_of_theory=level_of_theory,
+            source={'kind': 'file', 'filename': path.name, 'sha256': digest, 'frame': index},
+            config_type=str(atoms.info['config_type']),
+        ).store()
+        (test if atoms.info['split'] == 'test' else train).append(label)
+    return train, test
+
+
+def train_stage(args, results: dict) -> None:
+    from aiida_sianode.cli.train import parse_overrides
+    from aiida_sianode.data.dataset import build_dataset
+
+    code = setup_environment(args.profile)
+    overrides = parse_overrides(args.override) or None
+    train, test = import_labels(args.labels)
+    dataset = build_dataset(train, valid_fraction=0.1, seed=0)
+    test_dataset = build_dataset(test, valid_fraction=0.0, seed=0)
+    print(f'dataset<{dataset.pk}> {dataset.split_counts}, test<{test_dataset.pk}> {test_dataset.n_frames} frames')
+    with one_job_at_a_time(code.computer, args.serial):
+        record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
+    record['serial_members'] = args.serial
+    record['labels_sha256'] = hashlib.sha256(args.labels.read_bytes()).hexdigest()
+    record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
+    record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
+    if args.save_models is not None and record.get('metrics'):
+        record['saved_models'] = str(args.save_models)
+        save_models(record['workchain_pk'], args.save_models, record)
+    results['training'] = record
+
+
+def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
+    """Copy the committee's members to ``target/member_<i>.model`` and write ``target/README.md``."""
+    from aiida import orm
+
+    node = orm.load_node(workchain_pk)
+    target.mkdir(parents=True, exist_ok=True)
+    potentials = node.outputs.potentials
+    members = (record.get('metrics') or {}).get('members', {})
+    rows = []
+    for index, key in enumerate(sorted(potentials)):
+        potential = potentials[key]
+        path = target / f'member_{index}.model'
+        with potential.open(potential.filename, 'rb') as source:
+            path.write_bytes(source.read())
+        test = members.get(key, {}).get('test', {})
+        rows.append(
+            f'| {path.name} | {potential.seed if potential.seed is not None else index} | '
+            f'{hashlib.sha256(path.read_bytes()).hexdigest()} | {test.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
+            f'{test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} |'
+        )
+    parameters = record['parameters']
+    lines = [
+        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE carbon set',
+        '',
+        'Trained by `benchmarks/train_carbon_gpaw.py --train` (TrainCommitteeWorkChain, `fast` protocol: '
+        f'{parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation {parameters["correlation"]}, '
+        f'r_max {parameters["r_max"]} Å, {parameters["default_dtype"]}, {parameters["max_num_epochs"]} epochs at most, '
+        f'bootstrap {parameters["bootstrap"]}'
+        + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
+        + ') on `fixtures/datasets/carbon_gpaw_fast.extxyz` (GPAW PBE, the `fast` label protocol; sha256 '
+        f'{record["labels_sha256"][:12]}...). Errors and what the set holds: `benchmarks/train_carbon_gpaw.md`. A '
+        'crude committee (a few dozen small frames, no MD snapshots in the first round): for tests and first looks '
+        'at a-C, not for production.',
+        '',
+        '| file | seed | sha256 | test E RMSE (meV/atom) | test F RMSE (eV/Å) |',
+        '|---|---|---|---|---|',
+        *rows,
+        '',
+    ]
+    (target / 'README.md').write_text('\n'.join(lines))
+
+
+def _frame_table(path: pathlib.Path) -> list[str]:
+    from collections import defaultdict
+
+    from ase.io import read
+
+    if not path.is_file():
+        return ['(no labels yet)']
+    rows = defaultdict(lambda: {'n': 0, 'atoms': set(), 'wall': 0.0, 'cpu': 0.0, 'test': 0, 'e': []})
+    for atoms in read(path, index=':', format='extxyz'):
+        row = rows[str(atoms.info['config_type'])]
+        row['n'] += 1
+        row['atoms'].add(len(atoms))
+        row['wall'] += float(atoms.info['wall_time_s'])
+        row['cpu'] += float(atoms.info['cpu_time_s'])
+        row['test'] += atoms.info['split'] == 'test'
+        row['e'].append(atoms.get_potential_energy() / len(atoms))
+    lines = [
+        '| config type | frames (test) | atoms | PBE energy (eV/atom) | CPU time (s) | wall time (s) |',
+        '|---|---|---|---|---|---|',
+    ]
+    total = {'n': 0, 'cpu': 0.0, 'wall': 0.0, 'test': 0}
+    for kind, row in rows.items():
+        sizes = sorted(row['atoms'])
+        size = str(sizes[0]) if len(sizes) == 1 else f'{sizes[0]}-{sizes[-1]}'
+        lines.append(
+            f'| {kind} | {row["n"]} ({row["test"]}) | {size} | {min(row["e"]):.2f} to {max(row["e"]):.2f} | '
+            f'{row["cpu"]:.0f} | {row["wall"]:.0f} |'
+        )
+        for key in total:
+            total[key] += row[key]
+    lines.append(f'| **all** | {total["n"]} ({total["test"]}) | | | {total["cpu"]:.0f} | {total["wall"]:.0f} |')
+    return lines
+
+
+def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
+    lines = [
+        '# A GPAW PBE carbon training set and a `fast` MACE committee on it',
+        '',
+        'Generated by `benchmarks/train_carbon_gpaw.py` from `benchmarks/train_carbon_gpaw.json` and the labels in',
+        f'`{labels.relative_to(REPO)}`.',
+        '',
+        '**Labels.** GPAW plane waves, PBE, the `fast` label protocol (300 eV, k-point density 1.5/Å Γ-centred,',
+        'Marzari-Vanderbilt 0.1 eV, stress on), run by the project label engine (`aiida_sianode.engines.label.label`)',
+        'in-process, one frame at a time, one thread. 300 eV is low for carbon (PBE total energies of C converge near',
+        '500 eV); the set is for a screening committee, consistent with its own labels, not converged PBE.',
+        '**Cell size:** one 24-atom random a-C frame (2.5 g/cm^3, 2x2x2 k-points, 15 SCF iterations) cost 96 CPU-s',
+        '(102 s wall) at load 1.7, over the ~90 CPU-s allowed a frame here, and a 16-atom one 67 CPU-s (116 s wall at',
+        'load 3.7); so the frames have 8 atoms, with one 16-atom a-C cell per density (the table gives the costs).',
+        f'**Frames:** diamond (8-atom cubic cell, PBE a = {DIAMOND_PBE_A} Å, ±5 % in lattice constant, sheared,',
+        'rattled 0.03-0.15 Å), AB graphite (8 atoms, the `graphite` builder at the measured cell, ±3 % in plane,',
+        '-12 %/+8 % along c, sheared, rattled) and random a-C cells from the `amorphous-carbon` builder (one of 16',
+        f'and three of 8 atoms per density, {AMORPHOUS_MIN_DISTANCE} Å apart at least, at',
+        f'{", ".join(f"{d:g}" for d in AMORPHOUS_DENSITIES)} g/cm^3, 3.5 built at 3.3 and compressed; rattled',
+        '0.05-0.1 Å). Unrelaxed random starts, not MD snapshots:',
+        'no liquid-like frames in round 0 (no carbon potential existed to make them cheaply; the committee itself',
+        'makes them in the active-learning round).',
+        f'One frame in {TEST_EVERY} (frame_id % {TEST_EVERY} = {TEST_EVERY - 1}) is the test set.',
+        '',
+        *_frame_table(labels),
+        '',
+    ]
+    failures = results.get('failures') or []
+    lines.append(f'Failed labels: {len(failures)}.')
+    for item in failures:
+        lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
+    for run in results.get('label_runs', []):
+        load = run.get('load_average') or {}
+        lines.append(
+            f'- label run {run["date"]}: {run["frames_labelled"]} frames, one at a time, '
+            f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
+            f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
+        )
+    for item in results.get('added_frames', []):
+        lines.append(
+            f'- added frames: `{item["file"]}` (sha256 {item["sha256"][:12]}...) as frame ids '
+            f'{item["frame_ids"][0]}-{item["frame_ids"][-1]}, test rule as above'
+        )
+    lines += [f'- {note}' for note in results.get('notes', [])]
+    record = results.get('training')
+    lines += ['', '## Committee', '']
+    if not record:
+        lines.append('(not trained yet)')
+    elif not record.get('metrics'):
+        lines.append(f'Training failed: exit status {record["exit_status"]}: {record["exit_message"]}')
+    else:
+        metrics = record['metrics']
+        parameters = record['parameters']
+        test = metrics['mean_std'].get('test', {})
+        energy, forces = test.get('rmse_e_per_atom_mev', {}), test.get('rmse_f_mev_a', {})
+        stress = test.get('rmse_stress_mev_a3', {})
+        committee = metrics.get('committee_prediction', {}).get('test', {})
+        load = record['load_average']
+        lines += [
+            f'`fast` protocol: {parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation '
+            f'{parameters["correlation"]}, r_max {parameters["r_max"]} Å, {parameters["max_num_epochs"]} epochs at '
+            f'most, batch {parameters["batch_size"]}, stress weight {parameters["stress_weight"]}, bootstrap '
+            f'{parameters["bootstrap"]}'
+            + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
+            + f'. Split: {record["split_counts"]}. Labels sha256 {record.get("labels_sha256", "?")[:12]}...',
+            '',
+            '| | E RMSE (meV/atom) | F RMSE (eV/Å) | stress RMSE (meV/Å^3) |',
+            '|---|---|---|---|',
+        ]
+        for label, member in metrics['members'].items():
+            member_test = member.get('test', {})
+            lines.append(
+                f'| {label} (seed {member["seed"]}), test | {member_test.get("rmse_e_per_atom_mev", float("nan")):.1f} '
+                f'| {member_test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} | '
+                + (
+                    f'{member_test["rmse_stress_mev_a3"]:.2f}'
+                    if member_test.get('rmse_stress_mev_a3') is not None
+                    else '–'
+                )
+                + ' |'
+            )
+        lines += [
+            f'| members, test (mean ± std) | {energy.get("mean", float("nan")):.1f} ± '
+            f'{energy.get("std", float("nan")):.1f} | {(forces.get("mean") or 0) / 1000:.3f} ± '
+            f'{(forces.get("std") or 0) / 1000:.3f} | '
+            + (f'{stress["mean"]:.2f} ± {stress["std"]:.2f}' if stress else '–')
+            + ' |',
+            f'| committee mean, test | {committee.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
+            f'{committee.get("rmse_f_mev_a", 0) / 1000:.3f} | '
+            + (f'{committee["rmse_stress_mev_a3"]:.2f}' if 'rmse_stress_mev_a3' in committee else '–')
+            + ' |',
+            '',
+        ]
+        for label, member in metrics['members'].items():
+            lines.append(
+                f'- {label}: {member["epochs_run"]} epochs (best {member["best_epoch"]}), '
+                f'{member["training_wall_time_s"]:.0f} s'
+            )
+        disagreement = metrics.get('test_disagreement')
+        if disagreement:
+            lines.append(
+                f'- member disagreement on test: mean max force deviation '
+                f'{disagreement["mean_max_force_deviation_ev_a"]:.3g} eV/Å, energy std '
+                f'{disagreement["mean_energy_std_mev_per_atom"]:.3g} meV/atom'
+            )
+        lines.append(
+            f'- committee wall time {record["wall_time_s"] / 60:.1f} min ({record["date"]}), load '
+            f'{load["mean"]:.1f} mean / {load["max"]:.1f} max on {record["machine"]["cpus"]} cores '
+            f'({record["machine"]["processor"]}); models saved to `{record.get("saved_models", "-")}`'
+        )
+    lines.append('')
+    path.write_text('\n'.join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--label', action='store_true', help='Label the frames not yet labelled.')
+    parser.add_argument('--train', action='store_true', help='Train the committee on the labels.')
+    parser.add_argument('--report-only', action='store_true')
+    parser.add_argument('--limit', type=int, default=None, help='Label at most this many frames in this run.')
+    parser.add_argument('--labels', type=pathlib.Path, default=LABELS)
+    parser.add_argument('--committee', type=int, default=3)
+    parser.add_argument('--profile', default=None)
+    parser.add_argument('--override', action='append', default=[], help='KEY=VALUE as for `aiida-sianode train`.')
+    parser.add_argument('--save-models', type=pathlib.Path, default=None)
+    parser.add_argument('--serial', action='store_true', help='Train the members one after the other.')
+    parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
+    parser.add_argument(
+        '--add-frames',
+        type=pathlib.Path,
+        action='append',
+        default=[],
+        help='With --label: also label the frames of this extxyz file (ids after the built frames, in order given).',
+    )
+    args = parser.parse_args(argv)
+    if not (args.label or args.train or args.report_only):
+        parser.error('give --label, --train or --report-only')
+    if args.add_frames and not args.label:
+        parser.error('--add-frames goes with --label')
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    if args.label:
+        label_stage(args.labels, args.limit, results, args.add_frames)
+        args.results.write_text(json.dumps(results, indent=2))
+    if args.train:
+        train_stage(args, results)
+        args.results.write_text(json.dumps(results, indent=2))
+    write_report(results, REPORT, args.labels)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
