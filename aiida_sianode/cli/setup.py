@@ -113,18 +113,33 @@ def find_executable(kind: str) -> str:
 
 
 def ensure_codes(computer) -> dict[str, dict]:
-    """Create the local codes on ``computer`` where missing; return ``{label: {'pk', 'created', 'executable'}}``."""
+    """Create the local codes on ``computer`` where missing; return ``{label: {'pk', 'created', 'executable'}}``.
+
+    A code of a local computer whose executable is gone (the virtual environment it was registered from was removed
+    or rebuilt elsewhere) would fail every calculation with "No such file or directory": it is renamed
+    ``<label>-missing-<pk>``, hidden, and a new code with this environment's executable takes its label (a stored
+    code's executable cannot be changed; the old node stays for the provenance of what ran with it).
+    """
+    import pathlib
+
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
+    local = computer.transport_type == 'core.local'
     result = {}
     for label, (plugin, kind, description) in LOCAL_CODES.items():
         try:
             code = orm.load_code(f'{label}@{computer.label}')
+        except NotExistent:
+            code = None
+        replaced = None
+        if code is not None and local and not pathlib.Path(str(code.filepath_executable)).exists():
+            code.label = f'{label}-missing-{code.pk}'
+            code.is_hidden = True
+            replaced, code = code.pk, None
+        if code is not None:
             result[label] = {'pk': code.pk, 'created': False, 'executable': str(code.filepath_executable)}
             continue
-        except NotExistent:
-            pass
         executable = find_executable(kind)
         code = orm.InstalledCode(
             label=label,
@@ -138,6 +153,8 @@ def ensure_codes(computer) -> dict[str, dict]:
             code.prepend_text = 'export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}'
         code.store()
         result[label] = {'pk': code.pk, 'created': True, 'executable': executable}
+        if replaced is not None:
+            result[label]['replaced'] = replaced
     return result
 
 

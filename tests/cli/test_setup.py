@@ -109,3 +109,34 @@ def test_orphan_search_finds_only_this_configurations_daemon_processes(tmp_path)
         for process in started:
             process.kill()
             process.wait()
+
+
+def test_a_code_whose_executable_is_gone_is_replaced_and_kept_hidden(aiida_localhost, tmp_path):
+    """A venv removed after `setup` leaves codes that would fail every job: the next `setup` registers new ones."""
+    from aiida import orm
+
+    from aiida_sianode.cli.setup import ensure_codes
+
+    first = ensure_codes(aiida_localhost)
+    gone = tmp_path / 'removed-venv' / 'bin' / 'python'
+    stale = orm.InstalledCode(
+        label='sianode-stale-test',
+        computer=aiida_localhost,
+        filepath_executable=str(gone),
+        default_calc_job_plugin='sianode.train',
+    ).store()
+    old_train = orm.load_code(f'sianode-train@{aiida_localhost.label}')
+    old_train.label = 'sianode-train-current'  # keep the working one aside, put the stale one in its place
+    stale.label = 'sianode-train'
+
+    second = ensure_codes(aiida_localhost)
+    assert second['sianode-train']['created'] is True
+    assert second['sianode-train']['replaced'] == stale.pk
+    assert pathlib.Path(second['sianode-train']['executable']).samefile(sys.executable)
+    assert orm.load_code(f'sianode-train@{aiida_localhost.label}').pk == second['sianode-train']['pk']
+    assert stale.label == f'sianode-train-missing-{stale.pk}'
+    assert stale.is_hidden
+    # the others were left alone
+    for label in ('sianode-label', 'sianode-explore', 'sianode-property'):
+        assert second[label] == {**first[label], 'created': False}
+    old_train.label = 'sianode-train-kept'
