@@ -188,6 +188,67 @@ def crystal_hull(case: str = 'lithiation') -> str:
     return '\n'.join(lines)
 
 
+def lithiation_comparison(old: pathlib.Path, case: str = 'lithiation') -> str:
+    """The lithiation case's per-phase numbers, an older record (``old``, the same case's JSON) beside the saved one:
+    formation energy, energy above the hull per member, expansion; then voltages and unconverged relaxations."""
+
+    def load(path: pathlib.Path) -> dict:
+        return json.loads(path.read_text())['document']['results']
+
+    before, after = load(old), load(OUT / f'{case}.json')
+
+    def stat(results: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
+        item = results['scalars'].get(key)
+        if item is None:
+            return '–'
+        return f'{scale * item["mean"]:.{digits}f} ± {scale * item["std"]:.{digits}f}'
+
+    def members(results: dict, key: str, scale: float = 1.0, digits: int = 0) -> str:
+        item = results['scalars'].get(key)
+        if item is None:
+            return '–'
+        return ', '.join('–' if value is None else f'{scale * value:.{digits}f}' for value in item['members'])
+
+    names = [
+        key[len('formation_energy_') : -len('_ev_atom')]
+        for key in after['scalars']
+        if key.startswith('formation_energy_') and not key.startswith('formation_energy_structure')
+    ]
+    lines = [
+        '| phase | E_f before (eV/atom) | E_f after | E_f after, members | above hull before, members (meV/atom) | '
+        'above hull after, members | expansion before (%) | expansion after (%) | expansion after, members |',
+        '|---|---|---|---|---|---|---|---|---|',
+    ]
+    for name in names:
+        if name in ('Li', 'Si'):
+            continue
+        lines.append(
+            f'| {name} | {stat(before, f"formation_energy_{name}_ev_atom")} | '
+            f'{stat(after, f"formation_energy_{name}_ev_atom")} | '
+            f'{members(after, f"formation_energy_{name}_ev_atom", digits=3)} | '
+            f'{members(before, f"e_above_hull_{name}_ev_atom", 1000)} | '
+            f'{members(after, f"e_above_hull_{name}_ev_atom", 1000)} | '
+            f'{stat(before, f"expansion_{name}_percent", digits=0)} | '
+            f'{stat(after, f"expansion_{name}_percent", digits=0)} | '
+            f'{members(after, f"expansion_{name}_percent", digits=1)} |'
+        )
+    for label, results in (('before', before), ('after', after)):
+        lines.append('')
+        lines.append(
+            f'{label}: average voltage {stat(results, "average_voltage_v")} V (members '
+            f'{members(results, "average_voltage_v", digits=3)}), first step {stat(results, "max_voltage_v")} V; '
+            f'unconverged relaxations: '
+            + ', '.join(
+                f'member {member["index"]}: {", ".join(member["extra"]["unconverged"]) or "none"}'
+                for member in results['members']
+            )
+        )
+        for member in results['members']:
+            steps = ', '.join(f'{step["voltage_v"]:.3f} ({step["to"]})' for step in member['extra']['voltage_steps'])
+            lines.append(f'- member {member["index"]}: hull {", ".join(member["extra"]["stable_phases"])}; {steps}')
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--potentials', help='PotentialData PKs of the members, comma separated.')
@@ -195,6 +256,12 @@ def main(argv=None) -> int:
         '--case', action='append', required=True, choices=['lithiation', 'diffusion-x1', 'diffusion-x3.5', 'neb']
     )
     parser.add_argument('--table', action='store_true', help='Print the saved cases as Markdown tables; run nothing.')
+    parser.add_argument(
+        '--compare-with',
+        type=pathlib.Path,
+        default=None,
+        help='With --table --case lithiation: an older lithiation JSON to set beside the saved one.',
+    )
     parser.add_argument('--length-ps', type=float, default=2.0, help='Production MD per temperature (diffusion).')
     parser.add_argument('--equilibration-ps', type=float, default=0.5)
     parser.add_argument('--amorphous', action='store_true', help='Lithiation with the fast amorphous cells too.')
@@ -205,6 +272,8 @@ def main(argv=None) -> int:
             print(f'### {case}\n\n{table(case)}\n')
             if case == 'lithiation':
                 print(f'Crystals only:\n\n{crystal_hull(case)}\n')
+                if args.compare_with:
+                    print(f'Against {args.compare_with}:\n\n{lithiation_comparison(args.compare_with, case)}\n')
         return 0
     if not args.potentials:
         parser.error('--potentials is required to run a case')

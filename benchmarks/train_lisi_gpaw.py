@@ -15,7 +15,11 @@ Two stages, each resumable:
    ``--collect FILE`` writes such a file: an active-learning round on the committee in ``--models`` (see
    :func:`collect_frames`: the lithiation property's ``fast`` anneals and relaxations redone per member, the frames
    where the members disagree most). Round 1, on the 34-frame committee, made
-   ``fixtures/datasets/lisi_gpaw_fast_al1.extxyz``.
+   ``fixtures/datasets/lisi_gpaw_fast_al1.extxyz``. ``--collect-md FILE`` is round 2 (see :func:`collect_md_frames`):
+   production MD (``aiida_sianode.properties.md``, no AiiDA) of the diffusion benchmark's amorphous Li_xSi cells
+   (x = 1 and 3.5) at 600-1200 K, each member driving in turn, the others scoring sampled frames; the frame of
+   largest disagreement of each run, then two Li7Si3 crystal frames; on the 63-frame committee it made
+   ``fixtures/datasets/lisi_gpaw_fast_al2.extxyz``.
 2. ``--train``: the labels become LabelData nodes and two DatasetData (the frames marked ``split=test``, one in six,
    form the test set; the rest are split 90/10 into train/valid, seed 0), and ``TrainCommitteeWorkChain`` trains a
    committee at the ``fast`` protocol (``--override`` as for ``aiida-sianode train``). With ``--save-models DIR``
@@ -28,9 +32,15 @@ Usage (repository root)::
         --models fixtures/models/lisi_fast
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label \
         --add-frames fixtures/datasets/lisi_gpaw_fast_al1.extxyz
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --collect-md fixtures/datasets/lisi_gpaw_fast_al2.extxyz \
+        --models fixtures/models/lisi_fast
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --label --workers 1 \
+        --add-frames fixtures/datasets/lisi_gpaw_fast_al1.extxyz \
+        --add-frames fixtures/datasets/lisi_gpaw_fast_al2.extxyz
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --train --serial --save-models fixtures/models/lisi_fast \
         --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
         --override stage_two=true --override stage_two_start=50
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --compare-old OLD_COMMITTEE_DIR --before-ids 63
     python benchmarks/train_lisi_gpaw.py --report-only
 
 Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does; with
@@ -383,6 +393,294 @@ def _group_summary(candidates: list) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# active learning, round 2: frames of production MD, where the diffusion benchmark found the committee untrusted
+
+#: Round-2 candidates (``--collect-md``): the amorphous cells of ``benchmarks/properties_lisi.py``'s diffusion cases
+#: (``lixsi``, random a-Si host, seed 0, Li 2.0 Å apart: x = 1 with 16 Si, 32 atoms; x = 3.5 with 8 Si, 36 atoms)
+COLLECT_MD_CELLS = ((1.0, 16), (3.5, 8))
+COLLECT_MD_TEMPERATURES_K = (600.0, 900.0, 1200.0)
+#: each (x, T, driving member) runs this long: the diffusion runs' untrusted frames appear within the first 0.1 ps
+COLLECT_MD_LENGTH_PS = 0.5
+#: sampled frames before this step are left out: every member starts from the same cell and velocities (by step 50
+#: the members' trajectories differ; at x = 3.5 members 0 and 1 bring two atoms within 1.5 Å in 50-100 steps)
+COLLECT_MD_MIN_STEP = 50
+#: crystal frames added with round 2 (the phases the set lacked; Li12Si7's cell has 152 atoms, over the limit)
+COLLECT_MD_CRYSTALS = (('Li7Si3', 1.0, 0.05, 70), ('Li7Si3', 0.98, 0.1, 71))
+
+
+def md_cell(x: float, n_si: int):
+    """The diffusion benchmark's start cell (``properties_lisi.structures``): ``lixsi``, random host, seed 0."""
+    from aiida_sianode.structures.lithiation import lixsi
+
+    atoms = lixsi(x=x, host_kind='random', n_si=n_si, seed=0, min_distance=2.0)
+    atoms.info = {}
+    return atoms
+
+
+def md_settings(temperature_k: float, models: list[pathlib.Path], member: int) -> dict:
+    """The ``fast`` diffusion protocol's MD settings (Bussi NVT, 1 fs, trust levels 0.05 / 0.25 eV/Å, runaway stop at
+    5x T) at ``temperature_k``, ``COLLECT_MD_LENGTH_PS`` long, a frame written at every committee sample."""
+    from aiida_sianode.properties.common import get_settings
+
+    settings = dict(get_settings('diffusion', 'fast')['md'])
+    settings.update(
+        temperature_k=temperature_k,
+        length_ps=COLLECT_MD_LENGTH_PS,
+        equilibration_ps=0.0,
+        trajectory_interval=settings['sample_interval'],
+        thermo_interval=settings['sample_interval'],
+        checkpoint_interval=10**6,
+        committee_models=[str(path) for path in models],
+        member_index=member,
+    )
+    return settings
+
+
+def md_candidates(models: list[pathlib.Path], workdir: pathlib.Path, dtype: str = 'float64') -> tuple[list, list]:
+    """Run production MD (:func:`aiida_sianode.properties.md.run_md`, the plain module) of every
+    ``COLLECT_MD_CELLS`` cell at every ``COLLECT_MD_TEMPERATURES_K`` with every member driving, the other members
+    scoring a frame every ``sample_interval`` steps; return (every sampled frame with its committee score and
+    ``x``, ``temperature_k``, ``member``, ``step`` in ``info``; one summary per run)."""
+    from aiida_sianode.engines.property import load_member_calculator
+    from aiida_sianode.properties.md import COMMITTEE, read_jsonl, read_trajectory, run_md
+
+    candidates, runs = [], []
+    for x, n_si in COLLECT_MD_CELLS:
+        start = md_cell(x, n_si)
+        for temperature in COLLECT_MD_TEMPERATURES_K:
+            for member, model in enumerate(models):
+                folder = workdir / f'x{x:g}_T{temperature:g}_m{member}'
+                calculator = load_member_calculator(model, 'cpu', dtype)
+                summary = run_md(start, calculator, md_settings(temperature, models, member), folder)
+                scores = {record['step']: record for record in read_jsonl(folder / COMMITTEE)}
+                for frame in read_trajectory(folder):
+                    step = int(frame.info['step'])
+                    if step not in scores:
+                        continue
+                    frame.wrap()  # the MD writes unwrapped positions (for MSDs)
+                    frame = _snapshot(
+                        frame,
+                        structure=f'a_Li{x:g}Si',
+                        x=x,
+                        temperature_k=temperature,
+                        member=member,
+                        step=step,
+                        max_force_deviation_ev_a=round(scores[step]['max_force_deviation'], 4),
+                        energy_std_mev_atom=round(1000 * scores[step]['energy_std_per_atom'], 2),
+                    )
+                    candidates.append(frame)
+                runs.append(
+                    {
+                        'x': x,
+                        'natoms': len(start),
+                        'temperature_k': temperature,
+                        'member': member,
+                        'stop_reason': summary['stop_reason'],
+                        'steps': summary['n_steps'],
+                        'committee_samples': summary['committee_samples'],
+                        'fraction_above_upper': summary['fraction_above_upper'],
+                        'fraction_above_lower': summary['fraction_above_lower'],
+                        'max_force_deviation_mean_ev_a': summary['max_force_deviation_mean'],
+                        'wall_time_s': round(summary['wall_time_s'], 1),
+                        'cpu_time_s': round(summary['cpu_time_s'], 1),
+                    }
+                )
+                print(
+                    f'x = {x:g}, {temperature:g} K, member {member}: {summary["stop_reason"]} after '
+                    f'{summary["n_steps"]} steps, {100 * (summary["fraction_above_upper"] or 0):.0f} % of '
+                    f'{summary["committee_samples"]} samples above the upper trust level, '
+                    f'{summary["wall_time_s"]:.0f} s',
+                    flush=True,
+                )
+    return candidates, runs
+
+
+def crystal_frames_round2() -> list:
+    """``COLLECT_MD_CRYSTALS``: the DFT cell of each phase (``lixsi_crystal``) scaled and rattled, as the crystal
+    frames of :func:`build_frames` are."""
+    from aiida_sianode.structures.lithiation import lixsi_crystal
+
+    frames = []
+    for name, scale, rattle, seed in COLLECT_MD_CRYSTALS:
+        atoms = _rattled(_scaled(lixsi_crystal(name, primitive=True), scale), rattle, seed)
+        frames.append(_snapshot(atoms, config_type=f'al2_{name}', structure=name, scale=scale, rattle_a=rattle))
+    return frames
+
+
+def _rmsd(first, second) -> float:
+    """Root mean square displacement (Å, minimum image) between two frames of one cell and atom order; infinite for
+    frames of different cells."""
+    if len(first) != len(second) or not np.allclose(first.cell.array, second.cell.array):
+        return float('inf')
+    delta = first.get_scaled_positions() - second.get_scaled_positions()
+    delta = (delta - np.round(delta)) @ first.cell.array
+    return float(np.sqrt((delta**2).sum(axis=1).mean()))
+
+
+def collect_md_frames(
+    models: pathlib.Path,
+    out: pathlib.Path,
+    n_frames: int = 15,
+    min_distance: float = 1.5,
+    max_atoms: int = 40,
+    min_rmsd: float = 0.3,
+    workdir: pathlib.Path | None = None,
+) -> dict:
+    """Active-learning round 2: write the ``n_frames`` MD frames where the committee in ``models`` disagrees most,
+    then the ``COLLECT_MD_CRYSTALS`` frames, to ``out`` (extxyz).
+
+    Candidates: :func:`md_candidates`. Dropped: frames before ``COLLECT_MD_MIN_STEP``, with two atoms closer than
+    ``min_distance`` Å (a collapse: far from any state a property visits, a PAW overlap for GPAW), or with more than
+    ``max_atoms`` atoms. Kept, by falling force deviation, until ``n_frames``: at most one frame per run (x, T,
+    driving member), and none within ``min_rmsd`` Å (root mean square displacement, minimum image) of a frame kept
+    already (the members' runs of one cell start alike). Returns a summary for the record."""
+    from ase.io import write
+
+    from aiida_sianode.properties.common import shortest_distance
+
+    paths = sorted(models.glob('member_*.model'))
+    if not paths:
+        raise SystemExit(f'no member_*.model files in {models}')
+    start_cpu, start = time.process_time(), time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='collect_md_')))
+        candidates, runs = md_candidates(paths, pathlib.Path(workdir))
+    eligible, dropped = [], {'early': 0, 'short_distance': 0, 'size': 0, 'near_duplicate': 0}
+    for frame in candidates:
+        if frame.info['step'] < COLLECT_MD_MIN_STEP:
+            dropped['early'] += 1
+            continue
+        if len(frame) > max_atoms:
+            dropped['size'] += 1
+            continue
+        frame.info['shortest_distance_a'] = round(shortest_distance(frame, cutoff=4.0)[0], 3)
+        if frame.info['shortest_distance_a'] < min_distance:
+            dropped['short_distance'] += 1
+            continue
+        eligible.append(frame)
+    chosen, runs_taken = [], set()
+    for frame in sorted(eligible, key=lambda frame: -frame.info['max_force_deviation_ev_a']):
+        run = (frame.info['x'], frame.info['temperature_k'], frame.info['member'])
+        if run in runs_taken:
+            continue
+        if any(_rmsd(frame, other) < min_rmsd for other in chosen):
+            dropped['near_duplicate'] += 1
+            continue
+        chosen.append(frame)
+        runs_taken.add(run)
+        if len(chosen) == n_frames:
+            break
+    chosen.sort(key=lambda frame: (frame.info['x'], frame.info['temperature_k'], frame.info['member']))
+    for frame in chosen:
+        frame.info['config_type'] = f'al2_md_x{frame.info["x"]:g}'
+    crystals = crystal_frames_round2()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(out, chosen + crystals, format='extxyz')
+    return {
+        'models': str(models.resolve().relative_to(REPO)) if models.resolve().is_relative_to(REPO) else str(models),
+        'model_sha256': [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths],
+        'file': str(out.resolve().relative_to(REPO)) if out.resolve().is_relative_to(REPO) else str(out),
+        'sha256': hashlib.sha256(out.read_bytes()).hexdigest(),
+        'runs': runs,
+        'candidates': len(candidates),
+        'dropped': dropped,
+        'chosen': [
+            {
+                key: frame.info[key]
+                for key in ('x', 'temperature_k', 'member', 'step', 'max_force_deviation_ev_a', 'energy_std_mev_atom')
+            }
+            | {'natoms': len(frame), 'shortest_distance_a': frame.info['shortest_distance_a']}
+            for frame in chosen
+        ],
+        'crystals': [
+            {'structure': name, 'scale': scale, 'rattle_a': rattle, 'seed': seed, 'natoms': len(frame)}
+            for (name, scale, rattle, seed), frame in zip(COLLECT_MD_CRYSTALS, crystals, strict=True)
+        ],
+        'rule': {
+            'n_frames': n_frames,
+            'min_distance_a': min_distance,
+            'max_atoms': max_atoms,
+            'min_step': COLLECT_MD_MIN_STEP,
+            'min_rmsd_a': min_rmsd,
+            'length_ps': COLLECT_MD_LENGTH_PS,
+            'temperatures_k': list(COLLECT_MD_TEMPERATURES_K),
+            'cells': [{'x': x, 'n_si': n_si} for x, n_si in COLLECT_MD_CELLS],
+            'md': {
+                key: value
+                for key, value in md_settings(COLLECT_MD_TEMPERATURES_K[0], paths, 0).items()
+                if key not in ('committee_models', 'member_index', 'temperature_k')
+            },
+        },
+        'wall_time_s': time.perf_counter() - start,
+        'cpu_time_s': time.process_time() - start_cpu,
+        'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+    }
+
+
+def committee_errors(models: pathlib.Path, frames: list, dtype: str = 'float64') -> dict:
+    """Energy (meV/atom) and force (eV/Å) RMSE of each member of ``models`` and of the committee mean on ``frames``
+    (labelled ``ase.Atoms``), float64."""
+    from aiida_sianode.engines.property import load_member_calculator
+
+    paths = sorted(models.glob('member_*.model'))
+    if not paths:
+        raise SystemExit(f'no member_*.model files in {models}')
+    reference_e = np.array([atoms.get_potential_energy() / len(atoms) for atoms in frames])
+    reference_f = [atoms.get_forces() for atoms in frames]
+    energies, forces = [], []
+    for path in paths:
+        calculator = load_member_calculator(path, 'cpu', dtype)
+        member_e, member_f = [], []
+        for atoms in frames:
+            frame = atoms.copy()
+            frame.calc = calculator
+            member_e.append(frame.get_potential_energy() / len(frame))
+            member_f.append(frame.get_forces())
+        energies.append(np.array(member_e))
+        forces.append(member_f)
+
+    def rmse(e, f) -> dict:
+        return {
+            'rmse_e_mev_atom': round(1000 * float(np.sqrt(np.mean((e - reference_e) ** 2))), 1),
+            'rmse_f_ev_a': round(
+                float(np.sqrt(np.mean(np.concatenate([(a - b).ravel() for a, b in zip(f, reference_f)]) ** 2))), 3
+            ),
+        }
+
+    mean_e = np.mean(energies, axis=0)
+    mean_f = [np.mean([member[index] for member in forces], axis=0) for index in range(len(frames))]
+    return {
+        'members': [rmse(e, f) for e, f in zip(energies, forces)],
+        'committee_mean': rmse(mean_e, mean_f),
+        'model_sha256': [hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in paths],
+    }
+
+
+def compare_committees(old: pathlib.Path, new: pathlib.Path, labels: pathlib.Path, before_ids: int) -> dict:
+    """Old and new committee on the same test frames of ``labels``: those both were tested on (frame id below
+    ``before_ids``, the set the old committee was trained with), that set without its outliers (forces above 10 eV/Å:
+    frame 11, a sheared Si8 no member fits), and the test frames added since (which neither trained on)."""
+    from ase.io import read
+
+    test = [atoms for atoms in read(labels, index=':', format='extxyz') if atoms.info['split'] == 'test']
+    shared = [atoms for atoms in test if int(atoms.info['frame_id']) < before_ids]
+    calm = [atoms for atoms in shared if np.abs(atoms.get_forces()).max() <= 10.0]
+    added = [atoms for atoms in test if int(atoms.info['frame_id']) >= before_ids]
+    sets = {'shared': shared, 'shared_without_outliers': calm, 'added': added}
+    result = {'old': str(old), 'new': str(new), 'before_ids': before_ids, 'sets': {}}
+    for name, frames in sets.items():
+        if not frames:
+            continue
+        result['sets'][name] = {
+            'frame_ids': [int(atoms.info['frame_id']) for atoms in frames],
+            'old': committee_errors(old, frames),
+            'new': committee_errors(new, frames),
+        }
+    return result
+
+
 def _label_one(atoms) -> tuple[object, dict]:
     """Label one frame in a temporary folder; return the frame and the engine's results (runs in a worker)."""
     from aiida_sianode.engines.label import label
@@ -701,6 +999,53 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
             ),
             '',
         ]
+    collect_md = results.get('collect_md')
+    if collect_md:
+        rule = collect_md['rule']
+        md = rule['md']
+        cells = ', '.join(f'x = {cell["x"]:g} ({cell["n_si"]} Si)' for cell in rule['cells'])
+        lines += [
+            '',
+            '### Active learning, round 2: production MD (`--collect-md`, then `--label --add-frames`)',
+            '',
+            f'`--collect-md {collect_md["file"]}` ({collect_md["date"]}; the MD runs '
+            f'{sum(run["wall_time_s"] for run in collect_md["runs"]):.0f} s wall, '
+            f'{sum(run["cpu_time_s"] for run in collect_md["runs"]):.0f} s CPU in all): production MD '
+            "(`aiida_sianode.properties.md.run_md`, the plain module) of the diffusion benchmark's amorphous cells "
+            f'({cells}; `lixsi`, random host, seed 0, '
+            f'unrelaxed) at {", ".join(f"{t:g}" for t in rule["temperatures_k"])} K, each member of '
+            f'`{collect_md["models"]}` driving in turn ({md["ensemble"]}, {md["timestep_fs"]:g} fs, '
+            f'{rule["length_ps"]:g} ps, runaway stop at {md["max_temperature_factor"]:g}x T), the other two '
+            f'scoring a frame every {md["sample_interval"]} steps: {collect_md["candidates"]} scored frames. '
+            f'Dropped: {collect_md["dropped"]["early"]} before step {rule["min_step"]} (every member starts from the '
+            f'same cell and velocities), {collect_md["dropped"]["short_distance"]} with two atoms closer than '
+            f'{rule["min_distance_a"]} Å, {collect_md["dropped"]["size"]} over {rule["max_atoms"]} atoms. Kept, by '
+            'falling force '
+            f'deviation, up to {rule["n_frames"]}: at most one frame per run (x, T, member), none within '
+            f'{rule["min_rmsd_a"]} Å RMSD of one kept already ({collect_md["dropped"]["near_duplicate"]} such '
+            f'dropped): {len(collect_md["chosen"])}; then '
+            + ', '.join(
+                f'{item["structure"]} ({item["natoms"]} atoms) scaled {item["scale"]:g} and rattled '
+                f'{item["rattle_a"]:g} Å'
+                for item in collect_md['crystals']
+            )
+            + ' (the DFT cell of the `lixsi-crystal` builder; Li12Si7, 152 atoms, is too large).',
+            '',
+            '| x | T (K) | driving member | stop | steps | samples above 0.25 eV/Å | mean force deviation (eV/Å) | '
+            'frame kept (step, deviation eV/Å) |',
+            '|---|---|---|---|---|---|---|---|',
+        ]
+        kept = {(item['x'], item['temperature_k'], item['member']): item for item in collect_md['chosen']}
+        for run in collect_md['runs']:
+            item = kept.get((run['x'], run['temperature_k'], run['member']))
+            lines.append(
+                f'| {run["x"]:g} | {run["temperature_k"]:g} | {run["member"]} | {run["stop_reason"]} | '
+                f'{run["steps"]} | {100 * (run["fraction_above_upper"] or 0):.0f} % of {run["committee_samples"]} | '
+                f'{run["max_force_deviation_mean_ev_a"]:.2f} | '
+                + (f'{item["step"]}, {item["max_force_deviation_ev_a"]:.2f}' if item else '–')
+                + ' |'
+            )
+        lines.append('')
     for item in results.get('added_frames', []):
         lines.append(
             f'- added frames: `{item["file"]}` (sha256 {item["sha256"][:12]}...) as frame ids '
@@ -761,6 +1106,35 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
             f'({record["machine"]["processor"]}); models saved to `{record.get("saved_models", "-")}`'
         )
     lines.append('')
+    comparison = results.get('comparison')
+    if comparison:
+        names = {
+            'shared': 'the test frames of the old set',
+            'shared_without_outliers': 'the same without frames over 10 eV/Å',
+            'added': 'the test frames added since (neither trained on them)',
+        }
+        lines += [
+            '',
+            f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, float64)',
+            '',
+            '| test frames | ids | old members, E (meV/atom) | new members, E | old members, F (eV/Å) | '
+            'new members, F | committee mean E old / new | committee mean F old / new |',
+            '|---|---|---|---|---|---|---|---|',
+        ]
+        for name, item in comparison['sets'].items():
+            old, new = item['old'], item['new']
+
+            def listed(errors: dict, key: str, digits: int) -> str:
+                return ', '.join(f'{member[key]:.{digits}f}' for member in errors['members'])
+
+            lines.append(
+                f'| {names[name]} | {", ".join(map(str, item["frame_ids"]))} | '
+                f'{listed(old, "rmse_e_mev_atom", 1)} | {listed(new, "rmse_e_mev_atom", 1)} | '
+                f'{listed(old, "rmse_f_ev_a", 3)} | {listed(new, "rmse_f_ev_a", 3)} | '
+                f'{old["committee_mean"]["rmse_e_mev_atom"]:.1f} / {new["committee_mean"]["rmse_e_mev_atom"]:.1f} | '
+                f'{old["committee_mean"]["rmse_f_ev_a"]:.3f} / {new["committee_mean"]["rmse_f_ev_a"]:.3f} |'
+            )
+        lines.append('')
     path.write_text('\n'.join(lines))
 
 
@@ -794,24 +1168,49 @@ def main(argv=None) -> int:
         help='Write the frames where the committee in --models disagrees most to this extxyz file (collect_frames).',
     )
     parser.add_argument('--models', type=pathlib.Path, default=REPO / 'fixtures' / 'models' / 'lisi_fast')
-    parser.add_argument('--n-frames', type=int, default=8, help='With --collect: frames to keep.')
+    parser.add_argument(
+        '--collect-md',
+        type=pathlib.Path,
+        default=None,
+        help='Write the production-MD frames where the committee in --models disagrees most, and the round-2 '
+        'crystal frames, to this extxyz file (collect_md_frames).',
+    )
+    parser.add_argument(
+        '--compare-old',
+        type=pathlib.Path,
+        default=None,
+        help='Score the committee in this folder and the one in --models on the same test frames (compare_committees).',
+    )
+    parser.add_argument(
+        '--before-ids', type=int, default=63, help='With --compare-old: frames the old committee was trained with.'
+    )
+    parser.add_argument('--md-workdir', type=pathlib.Path, default=None, help='With --collect-md: keep the MD here.')
+    parser.add_argument('--n-frames', type=int, default=None, help='With --collect / --collect-md: frames to keep.')
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f'--workers must be at least 1, got {args.workers}')
-    if not (args.label or args.train or args.report_only or args.collect):
-        parser.error('give --collect, --label, --train or --report-only')
+    if not (args.label or args.train or args.report_only or args.collect or args.collect_md or args.compare_old):
+        parser.error('give --collect, --collect-md, --label, --train or --report-only')
     if args.add_frames and not args.label:
         parser.error('--add-frames goes with --label')
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     if args.collect:
-        results['collect'] = collect_frames(args.models, args.collect, n_frames=args.n_frames)
+        results['collect'] = collect_frames(args.models, args.collect, n_frames=args.n_frames or 8)
+        args.results.write_text(json.dumps(results, indent=2))
+    if args.collect_md:
+        results['collect_md'] = collect_md_frames(
+            args.models, args.collect_md, n_frames=args.n_frames or 15, workdir=args.md_workdir
+        )
         args.results.write_text(json.dumps(results, indent=2))
     if args.label:
         label_stage(args.labels, args.workers, args.limit, results, args.add_frames)
         args.results.write_text(json.dumps(results, indent=2))
     if args.train:
         train_stage(args, results)
+        args.results.write_text(json.dumps(results, indent=2))
+    if args.compare_old:
+        results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids)
         args.results.write_text(json.dumps(results, indent=2))
     write_report(results, REPORT, args.labels)
     return 0
