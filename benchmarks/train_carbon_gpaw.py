@@ -42,7 +42,6 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -50,20 +49,24 @@ sys.path.insert(0, str(HERE))
 
 from train_lisi_gpaw import (  # noqa: E402  (sibling benchmark scripts, not a package)
     GPAW_FAST,
-    _label_one,
+    SetDescription,
+    _frame_table,
     _rattled,
     _scaled,
     _strained,
-    _write_label,
-    added_frames,
-    labelled_ids,
-    one_job_at_a_time,
+    train_stage,
 )
-from train_mlearn_si import LoadSampler, processor_name, run_protocol, setup_environment  # noqa: E402
+from train_lisi_gpaw import label_stage as shared_label_stage  # noqa: E402
 
 LABELS = REPO / 'fixtures' / 'datasets' / 'carbon_gpaw_fast.extxyz'
 RESULTS = HERE / 'train_carbon_gpaw.json'
 REPORT = HERE / 'train_carbon_gpaw.md'
+CARBON = SetDescription(
+    'carbon',
+    'benchmarks/train_carbon_gpaw.py',
+    'fixtures/datasets/carbon_gpaw_fast.extxyz',
+    'benchmarks/train_carbon_gpaw.md',
+)
 
 #: PBE lattice constant of diamond, Å (PBE 3.57; experiment 3.567).
 DIAMOND_PBE_A = 3.57
@@ -122,67 +125,10 @@ def build_frames() -> list[tuple[str, object]]:
     return frames
 
 
-def label_stage(
-    path: pathlib.Path, limit: int | None, results: dict, add: list[pathlib.Path] = (), frames=None
-) -> None:
-    """Label, one at a time, every frame (``frames``, default :func:`build_frames`, then those of the ``add`` files)
-    not yet in ``path``; record timings, failures and the added files in ``results``."""
-    frames = build_frames() if frames is None else frames
-    extra = added_frames(list(add), len(frames))
-    if extra:
-        results['added_frames'] = [
-            {
-                'file': str(file.resolve().relative_to(REPO)) if file.resolve().is_relative_to(REPO) else str(file),
-                'sha256': hashlib.sha256(file.read_bytes()).hexdigest(),
-                'frame_ids': [
-                    atoms.info['frame_id'] for _, atoms in extra if atoms.info['source'].startswith(f'{file.name}:')
-                ],
-            }
-            for file in add
-        ]
-    frames = list(frames) + extra
-    done = labelled_ids(path)
-    todo = [atoms for _, atoms in frames if atoms.info['frame_id'] not in done]
-    # round robin over the config types, so that a run stopped early (or --limit) leaves a set covering every type
-    rank, seen = {}, {}
-    for atoms in todo:
-        kind = atoms.info['config_type']
-        rank[atoms.info['frame_id']] = seen.get(kind, 0)
-        seen[kind] = seen.get(kind, 0) + 1
-    todo = sorted(todo, key=lambda atoms: (rank[atoms.info['frame_id']], atoms.info['frame_id']))[:limit]
-    print(f'{len(frames)} frames, {len(done)} labelled already, {len(todo)} to label', flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    failures = {str(item['frame_id']): item for item in results.get('failures', [])}
-    start = time.perf_counter()
-    with LoadSampler() as sampler:
-        for atoms in todo:
-            atoms, result = _label_one(atoms)
-            frame_id = atoms.info['frame_id']
-            if result['status'] == 'ok':
-                _write_label(atoms, result, path)
-                failures.pop(str(frame_id), None)
-            else:
-                failures[str(frame_id)] = {
-                    'frame_id': frame_id,
-                    'config_type': atoms.info['config_type'],
-                    'status': result['status'],
-                    'error': result['error'],
-                }
-            print(
-                f'frame {frame_id:3d} {atoms.info["config_type"]:18s} {len(atoms):3d} atoms {result["status"]} '
-                f'{result["wall_time_s"]:.0f} s wall {result["cpu_time_s"]:.0f} s CPU',
-                flush=True,
-            )
-    results['failures'] = sorted(failures.values(), key=lambda item: item['frame_id'])
-    results.setdefault('label_runs', []).append(
-        {
-            'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
-            'frames_labelled': len(todo),
-            'workers': 1,
-            'wall_time_s': time.perf_counter() - start,
-            'load_average': sampler.summary() if sampler.samples else None,
-        }
-    )
+def label_stage(path: pathlib.Path, limit: int | None, results: dict, add: list[pathlib.Path] = ()) -> None:
+    """Label, one at a time, every frame of :func:`build_frames` (then those of the ``add`` files) not yet in ``path``
+    with the Li-Si script's stage (:func:`train_lisi_gpaw.label_stage`); record the carbon settings beside."""
+    shared_label_stage(path, 1, limit, results, add, frames=build_frames())
     results['settings'] = {
         'gpaw': GPAW_FAST,
         'diamond_a': DIAMOND_PBE_A,
@@ -192,132 +138,6 @@ def label_stage(
     }
     if path.is_file():
         results['labels_sha256'] = hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def import_labels(path: pathlib.Path) -> tuple[list, list]:
-    """Store every labelled frame as a LabelData; return the (train, test) lists split by ``info['split']``."""
-    from ase.io import read
-
-    from aiida_sianode.data.label import LabelData
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    level_of_theory = {
-        'code': 'gpaw',
-        'method': 'PBE',
-        'basis': 'plane-wave',
-        'cutoff_ev': GPAW_FAST['cutoff_ev'],
-        'kpoint_spacing': 1.0 / GPAW_FAST['kpoint_density'],
-        'smearing': dict(GPAW_FAST['smearing']),
-        'description': 'benchmarks/train_carbon_gpaw.py, label protocol fast',
-    }
-    train, test = [], []
-    for index, atoms in enumerate(read(path, index=':', format='extxyz')):
-        label = LabelData(
-            atoms,
-            level_of_theory=level_of_theory,
-            source={'kind': 'file', 'filename': path.name, 'sha256': digest, 'frame': index},
-            config_type=str(atoms.info['config_type']),
-        ).store()
-        (test if atoms.info['split'] == 'test' else train).append(label)
-    return train, test
-
-
-def train_stage(args, results: dict) -> None:
-    from aiida_sianode.cli.train import parse_overrides
-    from aiida_sianode.data.dataset import build_dataset
-
-    code = setup_environment(args.profile)
-    overrides = parse_overrides(args.override) or None
-    train, test = import_labels(args.labels)
-    dataset = build_dataset(train, valid_fraction=0.1, seed=0)
-    test_dataset = build_dataset(test, valid_fraction=0.0, seed=0)
-    print(f'dataset<{dataset.pk}> {dataset.split_counts}, test<{test_dataset.pk}> {test_dataset.n_frames} frames')
-    with one_job_at_a_time(code.computer, args.serial):
-        record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
-    record['serial_members'] = args.serial
-    record['labels_sha256'] = hashlib.sha256(args.labels.read_bytes()).hexdigest()
-    record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
-    record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
-    if args.save_models is not None and record.get('metrics'):
-        record['saved_models'] = str(args.save_models)
-        save_models(record['workchain_pk'], args.save_models, record)
-    results['training'] = record
-
-
-def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
-    """Copy the committee's members to ``target/member_<i>.model`` and write ``target/README.md``."""
-    from aiida import orm
-
-    node = orm.load_node(workchain_pk)
-    target.mkdir(parents=True, exist_ok=True)
-    potentials = node.outputs.potentials
-    members = (record.get('metrics') or {}).get('members', {})
-    rows = []
-    for index, key in enumerate(sorted(potentials)):
-        potential = potentials[key]
-        path = target / f'member_{index}.model'
-        with potential.open(potential.filename, 'rb') as source:
-            path.write_bytes(source.read())
-        test = members.get(key, {}).get('test', {})
-        rows.append(
-            f'| {path.name} | {potential.seed if potential.seed is not None else index} | '
-            f'{hashlib.sha256(path.read_bytes()).hexdigest()} | {test.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
-            f'{test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} |'
-        )
-    parameters = record['parameters']
-    lines = [
-        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE carbon set',
-        '',
-        'Trained by `benchmarks/train_carbon_gpaw.py --train` (TrainCommitteeWorkChain, `fast` protocol: '
-        f'{parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation {parameters["correlation"]}, '
-        f'r_max {parameters["r_max"]} Å, {parameters["default_dtype"]}, {parameters["max_num_epochs"]} epochs at most, '
-        f'bootstrap {parameters["bootstrap"]}'
-        + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
-        + ') on `fixtures/datasets/carbon_gpaw_fast.extxyz` (GPAW PBE, the `fast` label protocol; sha256 '
-        f'{record["labels_sha256"][:12]}...). Errors and what the set holds: `benchmarks/train_carbon_gpaw.md`. A '
-        'crude committee (a few dozen small frames, no MD snapshots in the first round): for tests and first looks '
-        'at a-C, not for production.',
-        '',
-        '| file | seed | sha256 | test E RMSE (meV/atom) | test F RMSE (eV/Å) |',
-        '|---|---|---|---|---|',
-        *rows,
-        '',
-    ]
-    (target / 'README.md').write_text('\n'.join(lines))
-
-
-def _frame_table(path: pathlib.Path) -> list[str]:
-    from collections import defaultdict
-
-    from ase.io import read
-
-    if not path.is_file():
-        return ['(no labels yet)']
-    rows = defaultdict(lambda: {'n': 0, 'atoms': set(), 'wall': 0.0, 'cpu': 0.0, 'test': 0, 'e': []})
-    for atoms in read(path, index=':', format='extxyz'):
-        row = rows[str(atoms.info['config_type'])]
-        row['n'] += 1
-        row['atoms'].add(len(atoms))
-        row['wall'] += float(atoms.info['wall_time_s'])
-        row['cpu'] += float(atoms.info['cpu_time_s'])
-        row['test'] += atoms.info['split'] == 'test'
-        row['e'].append(atoms.get_potential_energy() / len(atoms))
-    lines = [
-        '| config type | frames (test) | atoms | PBE energy (eV/atom) | CPU time (s) | wall time (s) |',
-        '|---|---|---|---|---|---|',
-    ]
-    total = {'n': 0, 'cpu': 0.0, 'wall': 0.0, 'test': 0}
-    for kind, row in rows.items():
-        sizes = sorted(row['atoms'])
-        size = str(sizes[0]) if len(sizes) == 1 else f'{sizes[0]}-{sizes[-1]}'
-        lines.append(
-            f'| {kind} | {row["n"]} ({row["test"]}) | {size} | {min(row["e"]):.2f} to {max(row["e"]):.2f} | '
-            f'{row["cpu"]:.0f} | {row["wall"]:.0f} |'
-        )
-        for key in total:
-            total[key] += row[key]
-    lines.append(f'| **all** | {total["n"]} ({total["test"]}) | | | {total["cpu"]:.0f} | {total["wall"]:.0f} |')
-    return lines
 
 
 def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
@@ -344,7 +164,7 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         'makes them in the active-learning round).',
         f'One frame in {TEST_EVERY} (frame_id % {TEST_EVERY} = {TEST_EVERY - 1}) is the test set.',
         '',
-        *_frame_table(labels),
+        *_frame_table(labels, merge_prefixes=(), energies=True),
         '',
     ]
     failures = results.get('failures') or []
@@ -465,7 +285,7 @@ def main(argv=None) -> int:
         label_stage(args.labels, args.limit, results, args.add_frames)
         args.results.write_text(json.dumps(results, indent=2))
     if args.train:
-        train_stage(args, results)
+        train_stage(args, results, CARBON)
         args.results.write_text(json.dumps(results, indent=2))
     write_report(results, REPORT, args.labels)
     return 0

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -69,12 +70,29 @@ sys.path.insert(0, str(HERE))
 
 from train_mlearn_si import (  # noqa: E402  (a sibling benchmark script, not a package)
     LoadSampler,
+    one_job_at_a_time,
     processor_name,
     run_protocol,
     setup_environment,
 )
 
 LABELS = REPO / 'fixtures' / 'datasets' / 'lisi_gpaw_fast.extxyz'
+
+
+@dataclasses.dataclass(frozen=True)
+class SetDescription:
+    """What the shared stages write about a GPAW training set: its name, the script that makes it (for the labels'
+    level of theory and the committee's README), its labels file and report, relative to the repository."""
+
+    name: str
+    script: str
+    labels: str
+    report: str
+
+
+LISI = SetDescription(
+    'Li-Si', 'benchmarks/train_lisi_gpaw.py', 'fixtures/datasets/lisi_gpaw_fast.extxyz', 'benchmarks/train_lisi_gpaw.md'
+)
 RESULTS = HERE / 'train_lisi_gpaw.json'
 REPORT = HERE / 'train_lisi_gpaw.md'
 
@@ -724,11 +742,17 @@ def labelled_ids(path: pathlib.Path) -> set[int]:
 
 
 def label_stage(
-    path: pathlib.Path, workers: int, limit: int | None, results: dict, add: list[pathlib.Path] = ()
+    path: pathlib.Path,
+    workers: int,
+    limit: int | None,
+    results: dict,
+    add: list[pathlib.Path] = (),
+    frames: list[tuple[str, object]] | None = None,
 ) -> None:
-    """Label every frame (those of :func:`build_frames`, then those of the ``add`` files) not yet in ``path``,
-    ``workers`` at a time; record timings, failures and the added files in ``results``."""
-    frames = build_frames()
+    """Label every frame (``frames``, by default those of :func:`build_frames`, then those of the ``add`` files) not
+    yet in ``path``, ``workers`` at a time; record timings, failures and the added files in ``results``. Other
+    systems' training sets (``train_carbon_gpaw.py``) pass their own ``frames``."""
+    frames = build_frames() if frames is None else list(frames)
     extra = added_frames(list(add), len(frames))
     if extra:
         results['added_frames'] = [
@@ -789,10 +813,9 @@ def label_stage(
     )
 
 
-def import_labels(path: pathlib.Path) -> tuple[list, list]:
-    """Store every labelled frame as a LabelData; return the (train, test) lists split by ``info['split']``."""
-    import hashlib
-
+def import_labels(path: pathlib.Path, script: str = 'benchmarks/train_lisi_gpaw.py') -> tuple[list, list]:
+    """Store every labelled frame as a LabelData (GPAW PBE at :data:`GPAW_FAST`, made by ``script``); return the
+    (train, test) lists split by ``info['split']``."""
     from ase.io import read
 
     from aiida_sianode.data.label import LabelData
@@ -809,7 +832,7 @@ def import_labels(path: pathlib.Path) -> tuple[list, list]:
                 'cutoff_ev': GPAW_FAST['cutoff_ev'],
                 'kpoint_spacing': 1.0 / GPAW_FAST['kpoint_density'],
                 'smearing': dict(GPAW_FAST['smearing']),
-                'description': 'benchmarks/train_lisi_gpaw.py, label protocol fast',
+                'description': f'{script}, label protocol fast',
             }
         label = LabelData(
             atoms,
@@ -821,51 +844,37 @@ def import_labels(path: pathlib.Path) -> tuple[list, list]:
     return train, test
 
 
-def train_stage(args, results: dict) -> None:
+def train_stage(args, results: dict, system: SetDescription | None = None) -> None:
+    """Import the labels of ``args.labels``, train a ``fast`` committee on them (``args``: ``profile``, ``override``,
+    ``committee``, ``serial``, ``save_models``) and record it in ``results['training']``."""
     from aiida_sianode.cli.train import parse_overrides
     from aiida_sianode.data.dataset import build_dataset
 
+    system = system or LISI
     code = setup_environment(args.profile)
     overrides = parse_overrides(args.override) or None
-    train, test = import_labels(args.labels)
+    train, test = import_labels(args.labels, system.script)
     dataset = build_dataset(train, valid_fraction=0.1, seed=0)
     test_dataset = build_dataset(test, valid_fraction=0.0, seed=0)
     print(f'dataset<{dataset.pk}> {dataset.split_counts}, test<{test_dataset.pk}> {test_dataset.n_frames} frames')
     with one_job_at_a_time(code.computer, args.serial):
         record = run_protocol(code, dataset, test_dataset, 'fast', args.committee, overrides, None)
     record['serial_members'] = args.serial
+    record['labels_sha256'] = hashlib.sha256(args.labels.read_bytes()).hexdigest()
     record['machine'] = {'cpus': os.cpu_count(), 'processor': processor_name(), 'python': sys.version.split()[0]}
     record['split_counts'] = {'train_valid': dataset.split_counts, 'test': test_dataset.n_frames}
     if args.save_models is not None and record.get('metrics'):
         record['saved_models'] = str(args.save_models)
-        save_models(record['workchain_pk'], args.save_models, record)
+        save_models(record['workchain_pk'], args.save_models, record, system)
     results['training'] = record
 
 
-@contextlib.contextmanager
-def one_job_at_a_time(computer, serial: bool):
-    """With ``serial``, make the computer's jobs wait for one another (a ``flock`` on a file in the AiiDA
-    configuration, prepended to every job script) while the block runs, so that the committee's members, which
-    TrainCommitteeWorkChain submits all at once, train one after the other on a shared machine; the computer's own
-    prepend text is restored afterwards."""
-    if not serial:
-        yield
-        return
-    lock = pathlib.Path(os.environ.get('AIIDA_PATH', tempfile.gettempdir())) / 'train_lisi_gpaw.lock'
-    previous = computer.get_prepend_text()
-    computer.set_prepend_text('\n'.join(filter(None, [previous, f'exec 9>"{lock}"', 'flock 9'])))
-    try:
-        yield
-    finally:
-        computer.set_prepend_text(previous)
-
-
-def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
+def save_models(workchain_pk: int, target: pathlib.Path, record: dict, system: SetDescription | None = None) -> None:
     """Copy the committee's members to ``target/member_<i>.model`` and write ``target/README.md`` (what they are,
     the PotentialData PKs in the training profile, each file's seed, sha256 and test error)."""
-    import hashlib
-
     from aiida import orm
+
+    system = system or LISI
 
     node = orm.load_node(workchain_pk)
     target.mkdir(parents=True, exist_ok=True)
@@ -886,16 +895,17 @@ def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
         )
     parameters = record['parameters']
     lines = [
-        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE Li-Si set',
+        f'# A `fast` MACE committee of {len(rows)} on the GPAW PBE {system.name} set',
         '',
-        'Trained by `benchmarks/train_lisi_gpaw.py --train` (TrainCommitteeWorkChain, `fast` protocol: '
+        f'Trained by `{system.script} --train` (TrainCommitteeWorkChain, `fast` protocol: '
         f'{parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation {parameters["correlation"]}, '
         f'r_max {parameters["r_max"]} Å, {parameters["default_dtype"]}, {parameters["max_num_epochs"]} epochs at most, '
         f'bootstrap {parameters["bootstrap"]}'
         + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
-        + ') on `fixtures/datasets/lisi_gpaw_fast.extxyz` (GPAW 26.7.0 PBE, the `fast` label protocol). Errors and '
-        'what the set holds: `benchmarks/train_lisi_gpaw.md`. A crude committee (a few dozen frames at most): for '
-        'tests and first looks at Li-Si properties, not for production.',
+        + f') on `{system.labels}` (GPAW PBE, the `fast` label protocol; sha256 '
+        f'{record.get("labels_sha256", "?")[:12]}...). Errors and what the set holds: `{system.report}`. A crude '
+        f'committee (a few dozen frames at most): for tests and first looks at {system.name} properties, not for '
+        'production.',
         '',
         '| file | seed | sha256 | test E RMSE (meV/atom) | test F RMSE (eV/Å) | PotentialData PK (training profile) |',
         '|---|---|---|---|---|---|',
@@ -907,32 +917,45 @@ def save_models(workchain_pk: int, target: pathlib.Path, record: dict) -> None:
     (target / 'README.md').write_text('\n'.join(lines))
 
 
-def _frame_table(path: pathlib.Path) -> list[str]:
+def _frame_table(
+    path: pathlib.Path, merge_prefixes: tuple[str, ...] = ('LixSi_amorphous',), energies: bool = False
+) -> list[str]:
+    """A Markdown table of the labelled frames per config type (types starting with one of ``merge_prefixes`` count
+    as one); with ``energies`` a column of each type's range of PBE energy per atom."""
     from collections import defaultdict
 
     from ase.io import read
 
     if not path.is_file():
         return ['(no labels yet)']
-    rows = defaultdict(lambda: {'n': 0, 'atoms': set(), 'wall': 0.0, 'cpu': 0.0, 'test': 0})
+    rows = defaultdict(lambda: {'n': 0, 'atoms': set(), 'wall': 0.0, 'cpu': 0.0, 'test': 0, 'e': []})
     for atoms in read(path, index=':', format='extxyz'):
         kind = str(atoms.info['config_type'])
-        kind = 'LixSi_amorphous' if kind.startswith('LixSi_amorphous') else kind
+        kind = next((prefix for prefix in merge_prefixes if kind.startswith(prefix)), kind)
         row = rows[kind]
         row['n'] += 1
         row['atoms'].add(len(atoms))
         row['wall'] += float(atoms.info['wall_time_s'])
         row['cpu'] += float(atoms.info['cpu_time_s'])
         row['test'] += atoms.info['split'] == 'test'
-    lines = ['| config type | frames (test) | atoms | CPU time (s) | wall time (s) |', '|---|---|---|---|---|']
+        row['e'].append(atoms.get_potential_energy() / len(atoms))
+    energy_head = ' PBE energy (eV/atom) |' if energies else ''
+    lines = [
+        f'| config type | frames (test) | atoms |{energy_head} CPU time (s) | wall time (s) |',
+        '|---|---|---|' + ('---|' if energies else '') + '---|---|',
+    ]
     total = {'n': 0, 'cpu': 0.0, 'wall': 0.0, 'test': 0}
     for kind, row in rows.items():
         sizes = sorted(row['atoms'])
         size = str(sizes[0]) if len(sizes) == 1 else f'{sizes[0]}-{sizes[-1]}'
-        lines.append(f'| {kind} | {row["n"]} ({row["test"]}) | {size} | {row["cpu"]:.0f} | {row["wall"]:.0f} |')
+        energy = f' {min(row["e"]):.2f} to {max(row["e"]):.2f} |' if energies else ''
+        lines.append(f'| {kind} | {row["n"]} ({row["test"]}) | {size} |{energy} {row["cpu"]:.0f} | {row["wall"]:.0f} |')
         for key in total:
             total[key] += row[key]
-    lines.append(f'| **all** | {total["n"]} ({total["test"]}) | | {total["cpu"]:.0f} | {total["wall"]:.0f} |')
+    lines.append(
+        f'| **all** | {total["n"]} ({total["test"]}) | |{" |" if energies else ""} {total["cpu"]:.0f} '
+        f'| {total["wall"]:.0f} |'
+    )
     return lines
 
 

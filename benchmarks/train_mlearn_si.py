@@ -271,7 +271,7 @@ def one_job_at_a_time(computer, serial: bool):
     if not serial:
         yield
         return
-    lock = pathlib.Path(os.environ.get('AIIDA_PATH', tempfile.gettempdir())) / 'train_mlearn_si.lock'
+    lock = pathlib.Path(os.environ.get('AIIDA_PATH', tempfile.gettempdir())) / 'sianode-benchmark-train.lock'
     previous = computer.get_prepend_text()
     computer.set_prepend_text('\n'.join(filter(None, [previous, f'exec 9>"{lock}"', 'flock 9'])))
     try:
