@@ -54,6 +54,7 @@ from train_lisi_gpaw import (  # noqa: E402  (sibling benchmark scripts, not a p
     _rattled,
     _scaled,
     _strained,
+    committee_section,
     train_stage,
 )
 from train_lisi_gpaw import label_stage as shared_label_stage  # noqa: E402
@@ -184,72 +185,7 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
             f'{item["frame_ids"][0]}-{item["frame_ids"][-1]}, test rule as above'
         )
     lines += [f'- {note}' for note in results.get('notes', [])]
-    record = results.get('training')
-    lines += ['', '## Committee', '']
-    if not record:
-        lines.append('(not trained yet)')
-    elif not record.get('metrics'):
-        lines.append(f'Training failed: exit status {record["exit_status"]}: {record["exit_message"]}')
-    else:
-        metrics = record['metrics']
-        parameters = record['parameters']
-        test = metrics['mean_std'].get('test', {})
-        energy, forces = test.get('rmse_e_per_atom_mev', {}), test.get('rmse_f_mev_a', {})
-        stress = test.get('rmse_stress_mev_a3', {})
-        committee = metrics.get('committee_prediction', {}).get('test', {})
-        load = record['load_average']
-        lines += [
-            f'`fast` protocol: {parameters["num_channels"]} channels, max_L {parameters["max_L"]}, correlation '
-            f'{parameters["correlation"]}, r_max {parameters["r_max"]} Å, {parameters["max_num_epochs"]} epochs at '
-            f'most, batch {parameters["batch_size"]}, stress weight {parameters["stress_weight"]}, bootstrap '
-            f'{parameters["bootstrap"]}'
-            + (f'; overrides {record["overrides"]}' if record.get('overrides') else '')
-            + f'. Split: {record["split_counts"]}. Labels sha256 {record.get("labels_sha256", "?")[:12]}...',
-            '',
-            '| | E RMSE (meV/atom) | F RMSE (eV/Å) | stress RMSE (meV/Å^3) |',
-            '|---|---|---|---|',
-        ]
-        for label, member in metrics['members'].items():
-            member_test = member.get('test', {})
-            lines.append(
-                f'| {label} (seed {member["seed"]}), test | {member_test.get("rmse_e_per_atom_mev", float("nan")):.1f} '
-                f'| {member_test.get("rmse_f_mev_a", float("nan")) / 1000:.3f} | '
-                + (
-                    f'{member_test["rmse_stress_mev_a3"]:.2f}'
-                    if member_test.get('rmse_stress_mev_a3') is not None
-                    else '–'
-                )
-                + ' |'
-            )
-        lines += [
-            f'| members, test (mean ± std) | {energy.get("mean", float("nan")):.1f} ± '
-            f'{energy.get("std", float("nan")):.1f} | {(forces.get("mean") or 0) / 1000:.3f} ± '
-            f'{(forces.get("std") or 0) / 1000:.3f} | '
-            + (f'{stress["mean"]:.2f} ± {stress["std"]:.2f}' if stress else '–')
-            + ' |',
-            f'| committee mean, test | {committee.get("rmse_e_per_atom_mev", float("nan")):.1f} | '
-            f'{committee.get("rmse_f_mev_a", 0) / 1000:.3f} | '
-            + (f'{committee["rmse_stress_mev_a3"]:.2f}' if 'rmse_stress_mev_a3' in committee else '–')
-            + ' |',
-            '',
-        ]
-        for label, member in metrics['members'].items():
-            lines.append(
-                f'- {label}: {member["epochs_run"]} epochs (best {member["best_epoch"]}), '
-                f'{member["training_wall_time_s"]:.0f} s'
-            )
-        disagreement = metrics.get('test_disagreement')
-        if disagreement:
-            lines.append(
-                f'- member disagreement on test: mean max force deviation '
-                f'{disagreement["mean_max_force_deviation_ev_a"]:.3g} eV/Å, energy std '
-                f'{disagreement["mean_energy_std_mev_per_atom"]:.3g} meV/atom'
-            )
-        lines.append(
-            f'- committee wall time {record["wall_time_s"] / 60:.1f} min ({record["date"]}), load '
-            f'{load["mean"]:.1f} mean / {load["max"]:.1f} max on {record["machine"]["cpus"]} cores '
-            f'({record["machine"]["processor"]}); models saved to `{record.get("saved_models", "-")}`'
-        )
+    lines += committee_section(results.get('training'))
     lines.append('')
     path.write_text('\n'.join(lines))
 
