@@ -370,7 +370,14 @@ def committees_section(records: list[dict]) -> list[str]:
         for committee in committees:
             record = find_record(records, case, committee)
             stats = (record or {}).get('scalars', {}).get(name)
-            cells.append('–' if stats is None else f'{_fmt(stats["mean"])} ± {_fmt(stats["std"], 2)}')
+            if stats is None:
+                cells.append('–')
+                continue
+            cell = f'{_fmt(stats["mean"])} ± {_fmt(stats["std"], 2)}'
+            total = len(record.get('model_sha256') or [])
+            if total and len(stats['members']) < total:
+                cell += f' ({len(stats["members"])} of {total} members)'
+            cells.append(cell)
         if all(cell == '–' for cell in cells):
             continue
         label, reference, source = REFERENCES.get((case, name), (name, '', ''))
