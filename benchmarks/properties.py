@@ -116,7 +116,6 @@ def run_case(
 ) -> dict:
     """Run one case in a scratch folder (or finish the interrupted run in ``resume``: its finished members are kept,
     as in a restarted CalcJob); return its record."""
-    from ase.io import write
 
     from aiida_sianode.engines import property as engine
     from aiida_sianode.properties.common import get_settings
@@ -133,16 +132,7 @@ def run_case(
         )
     settings = get_settings(kind, protocol, {**case_overrides, **overrides, 'device': 'cpu'})
     directory = pathlib.Path(tempfile.mkdtemp(prefix=f'sianode-property-{case}-'))
-    names = []
-    for index, atoms in enumerate(structure_of(structure_name)):
-        write(directory / f'structure_{index}.extxyz', atoms, format='extxyz')
-        names.append(f'structure_{index}.extxyz')
-    model_names = []
-    for index, model in enumerate(models):
-        shutil.copy(model, directory / f'member_{index}.model')
-        model_names.append(f'member_{index}.model')
-    request = {'kind': kind, 'structures': names, 'models': model_names, 'settings': settings}
-    (directory / 'input.json').write_text(json.dumps(request))
+    engine.write_input(directory, kind, structure_of(structure_name), models, settings)
     start = time.perf_counter()
     with LoadSampler() as sampler:
         results = engine.run(directory)

@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import pathlib
-import shutil
 import sys
 import tempfile
 import time
@@ -88,28 +87,18 @@ def start_structure(density: float):
 
 def run_density(density: float, models: list[pathlib.Path], scratch: pathlib.Path) -> dict:
     """Run (or continue) the amorphous property at ``density`` in ``scratch/rho_<density>``; return its record."""
-    from ase.io import write
-
     from aiida_sianode.engines import property as engine
     from aiida_sianode.properties.common import get_settings
 
     directory = scratch / f'rho_{density:g}'
     settings = get_settings('amorphous', PROTOCOL, {**CARBON_OVERRIDES, 'density_g_cm3': density, 'device': 'cpu'})
-    request = {
-        'kind': 'amorphous',
-        'structures': ['structure_0.extxyz'],
-        'models': [f'member_{index}.model' for index in range(len(models))],
-        'settings': settings,
-    }
     resumed = (directory / 'input.json').is_file()
-    if resumed and json.loads((directory / 'input.json').read_text()) != request:
-        raise SystemExit(f'{directory} holds another run (its input.json differs); remove it or give --scratch')
-    if not resumed:
-        directory.mkdir(parents=True, exist_ok=True)
-        write(directory / 'structure_0.extxyz', start_structure(density), format='extxyz')
-        for index, model in enumerate(models):
-            shutil.copy(model, directory / f'member_{index}.model')
-        (directory / 'input.json').write_text(json.dumps(request))
+    if resumed:
+        stored = json.loads((directory / 'input.json').read_text())
+        if (stored['kind'], stored['settings'], len(stored['models'])) != ('amorphous', settings, len(models)):
+            raise SystemExit(f'{directory} holds another run (its input.json differs); remove it or give --scratch')
+    else:
+        engine.write_input(directory, 'amorphous', [start_structure(density)], models, settings)
     start = time.perf_counter()
     with LoadSampler() as sampler:
         results = engine.run(directory)

@@ -238,6 +238,11 @@ COLLECT_ANNEAL_EVERY = 50
 COLLECT_RELAX_EVERY = 10
 
 
+def _repo_path(path: pathlib.Path) -> str:
+    """``path`` relative to the repository when it lies inside it (as the records keep it), else as given."""
+    return str(path.resolve().relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+
+
 def _snapshot(atoms, **info):
     frame = atoms.copy()
     frame.calc = None
@@ -597,9 +602,9 @@ def collect_md_frames(
     out.parent.mkdir(parents=True, exist_ok=True)
     write(out, chosen + crystals, format='extxyz')
     return {
-        'models': str(models.resolve().relative_to(REPO)) if models.resolve().is_relative_to(REPO) else str(models),
+        'models': _repo_path(models),
         'model_sha256': [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths],
-        'file': str(out.resolve().relative_to(REPO)) if out.resolve().is_relative_to(REPO) else str(out),
+        'file': _repo_path(out),
         'sha256': hashlib.sha256(out.read_bytes()).hexdigest(),
         'runs': runs,
         'candidates': len(candidates),
@@ -757,7 +762,7 @@ def label_stage(
     if extra:
         results['added_frames'] = [
             {
-                'file': str(file.resolve().relative_to(REPO)) if file.resolve().is_relative_to(REPO) else str(file),
+                'file': _repo_path(file),
                 'sha256': hashlib.sha256(file.read_bytes()).hexdigest(),
                 'frame_ids': [
                     atoms.info['frame_id'] for _, atoms in extra if atoms.info['source'].startswith(f'{file.name}:')

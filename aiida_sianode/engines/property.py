@@ -95,6 +95,29 @@ def load_member_calculator(path: pathlib.Path, device: str, dtype: str):
     return MACECalculator(model_paths=[str(path)], device=device, default_dtype=dtype)
 
 
+def write_input(
+    directory: pathlib.Path, kind: str, structures: list, models: list[pathlib.Path], settings: dict
+) -> dict:
+    """Write a run folder as the ``sianode.property`` CalcJob does, for running the engine without AiiDA: the
+    structures (``ase.Atoms``) as ``structure_<i>.extxyz``, copies of the model files as ``member_<i>.model`` and
+    ``input.json``; return the request written to ``input.json``."""
+    import shutil
+
+    from ase.io import write
+
+    directory.mkdir(parents=True, exist_ok=True)
+    structure_names, model_names = [], []
+    for index, atoms in enumerate(structures):
+        structure_names.append(f'structure_{index}.extxyz')
+        write(directory / structure_names[-1], atoms, format='extxyz')
+    for index, model in enumerate(models):
+        model_names.append(f'member_{index}.model')
+        shutil.copy(model, directory / model_names[-1])
+    request = {'kind': kind, 'structures': structure_names, 'models': model_names, 'settings': settings}
+    (directory / 'input.json').write_text(json.dumps(request))
+    return request
+
+
 def read_input(path: pathlib.Path) -> tuple[str, list, list[pathlib.Path], dict]:
     """Read ``input.json``; return ``(kind, structures, model_paths, settings)``.
 

@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 from ase.build import bulk
-from ase.io import write
 
 from aiida_sianode.engines import property as engine
 from aiida_sianode.properties import eos
@@ -19,19 +18,13 @@ MODELS = pathlib.Path(__file__).resolve().parents[2] / 'fixtures' / 'models' / '
 
 def prepare(directory: pathlib.Path, kind: str = 'eos', settings: dict | None = None, models=None) -> pathlib.Path:
     """Write ``input.json``, the Si8 structure and the two trained members into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write(directory / 'structure_0.extxyz', bulk('Si', 'diamond', a=5.43, cubic=True), format='extxyz')
-    names = []
-    for index, model in enumerate(models or sorted(MODELS.glob('member_*.model'))):
-        shutil.copy(model, directory / f'member_{index}.model')
-        names.append(f'member_{index}.model')
-    request = {
-        'kind': kind,
-        'structures': ['structure_0.extxyz'],
-        'models': names,
-        'settings': settings if settings is not None else get_settings(kind, 'fast', {'device': 'cpu'}),
-    }
-    (directory / 'input.json').write_text(json.dumps(request))
+    engine.write_input(
+        directory,
+        kind,
+        [bulk('Si', 'diamond', a=5.43, cubic=True)],
+        models or sorted(MODELS.glob('member_*.model')),
+        settings if settings is not None else get_settings(kind, 'fast', {'device': 'cpu'}),
+    )
     return directory
 
 
