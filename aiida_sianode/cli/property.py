@@ -74,8 +74,8 @@ def describe(node) -> dict:
 
 
 def _format(value) -> str:
-    if value is None:
-        return ''
+    if value is None:  # a member without this value (e.g. a NEB band that did not converge)
+        return '-'
     if isinstance(value, float):
         return f'{value:.4g}'
     return str(value)

@@ -176,25 +176,32 @@ def run_neb(initial, final, calculator, settings: Mapping[str, Any], workdir: pa
     upper = settings['force_deviation_upper']
     candidates = [index for index, value in enumerate(deviations) if not value < upper]
     relative = energies - energies[0]
+    unconverged = [] if converged else ['band']
+    unconverged += [name for name, record in endpoints.items() if not record['converged']]
+    # A band or end point that did not converge gives no barrier: its highest image is wherever the optimiser
+    # stopped. The member's path stays in `extra` and the path file; the barrier scalars and the `mep` curve are
+    # left out, so the committee's mean and std are over the members that converged.
+    path_values = None if unconverged else relative
     scalars = {
-        'barrier_ev': float(energies.max() - energies[0]),
-        'barrier_reverse_ev': float(energies.max() - energies[-1]),
-        'reaction_energy_ev': float(energies[-1] - energies[0]),
+        'barrier_ev': None if path_values is None else float(energies.max() - energies[0]),
+        'barrier_reverse_ev': None if path_values is None else float(energies.max() - energies[-1]),
+        'reaction_energy_ev': None if path_values is None else float(energies[-1] - energies[0]),
         'path_length_a': float(coordinate[-1]),
         'neb_max_force_ev_a': float(np.sqrt((band.get_forces() ** 2).sum(axis=1).max())),
     }
     if deviations:
         scalars['max_force_deviation_max_ev_a'] = float(max(deviations))
-    curves = {
-        'mep': {
+    curves = {}
+    if path_values is not None:
+        curves['mep'] = {
             'x': (coordinate / coordinate[-1]).tolist(),
             'y': relative.tolist(),
             'x_label': 'reaction coordinate (fraction of the path)',
             'y_label': 'E - E_initial (eV)',
         }
-    }
     extra = {
         'converged': converged,
+        'unconverged': unconverged,
         'optimizer_steps': int(optimizer.nsteps),
         'saddle_image': saddle,
         'energies_ev': energies.tolist(),

@@ -13,7 +13,7 @@ from ase.constraints import FixAtoms
 from ase.io import read
 
 from aiida_sianode.properties import neb
-from aiida_sianode.properties.common import InvalidPropertyInput
+from aiida_sianode.properties.common import InvalidPropertyInput, aggregate_members
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from test_md import ScaledEMT  # a member that disagrees by a known amount
@@ -75,6 +75,25 @@ def test_committee_deviation_marks_candidates(hop):
         )
     upper = neb.DEFAULTS['force_deviation_upper']
     assert result['extra']['candidate_images'] == [i for i, value in enumerate(deviations) if value >= upper]
+
+
+def test_unconverged_band_gives_no_barrier(tmp_path, hop):
+    """A band stopped after 2 FIRE steps is no path: its barrier scalars and `mep` curve are left out (its energies
+    stay in `extra`), so the committee's barrier is the converged member's alone, with the other member's place
+    empty."""
+    initial, final = adatom_hop()
+    stopped = neb.run_neb(initial, final, EMT(), {**SETTINGS, 'max_steps': 2}, tmp_path)
+    assert stopped['extra']['converged'] is False
+    assert stopped['extra']['unconverged'] == ['band']
+    assert stopped['scalars']['barrier_ev'] is None and stopped['scalars']['reaction_energy_ev'] is None
+    assert 'mep' not in stopped['curves']
+    assert len(stopped['extra']['energies_ev']) == 5 and stopped['scalars']['path_length_a'] > 0
+    converged, _ = hop
+    committee = aggregate_members([converged, stopped])
+    barrier = committee['scalars']['barrier_ev']
+    assert barrier['members'] == [pytest.approx(converged['scalars']['barrier_ev']), None]
+    assert barrier['mean'] == pytest.approx(converged['scalars']['barrier_ev']) and barrier['std'] == 0.0
+    assert committee['curves']['mep']['members'][1] is None
 
 
 def test_refusals():
