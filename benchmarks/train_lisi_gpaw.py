@@ -1036,6 +1036,12 @@ def committee_section(record: dict | None) -> list[str]:
     return lines
 
 
+def _training_frames(record: dict) -> int:
+    """Labelled frames behind a training record: its train, valid and test frames."""
+    counts = record['split_counts']
+    return sum(counts['train_valid'].values()) + counts['test']
+
+
 def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
     lines = [
         '# A GPAW PBE Li-Si training set and a `fast` MACE committee on it',
@@ -1153,8 +1159,13 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         )
     lines += committee_section(results.get('training'))
     lines.append('')
-    comparison = results.get('comparison')
-    if comparison:
+    for earlier in reversed(results.get('earlier_trainings', [])):
+        section = committee_section(earlier)
+        section[1] = f'### An earlier committee, on {_training_frames(earlier)} labelled frames'
+        lines += [*section, '']
+    for comparison in [results.get('comparison'), *reversed(results.get('earlier_comparisons', []))]:
+        if not comparison:
+            continue
         names = {
             'shared': 'the test frames of the old set',
             'shared_without_outliers': 'the same without frames over 10 eV/Å',
@@ -1162,7 +1173,9 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         }
         lines += [
             '',
-            f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, float64)',
+            f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, '
+            f'`--before-ids {comparison["before_ids"]}`: the old committee trained on the frames below that id; '
+            'float64)',
             '',
             '| test frames | ids | old members, E (meV/atom) | new members, E | old members, F (eV/Å) | '
             'new members, F | committee mean E old / new | committee mean F old / new |',
@@ -1254,9 +1267,13 @@ def main(argv=None) -> int:
         label_stage(args.labels, args.workers, args.limit, results, args.add_frames)
         args.results.write_text(json.dumps(results, indent=2))
     if args.train:
+        if results.get('training', {}).get('metrics'):
+            results.setdefault('earlier_trainings', []).append(results['training'])
         train_stage(args, results)
         args.results.write_text(json.dumps(results, indent=2))
     if args.compare_old:
+        if results.get('comparison'):
+            results.setdefault('earlier_comparisons', []).append(results['comparison'])
         results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids)
         args.results.write_text(json.dumps(results, indent=2))
     write_report(results, REPORT, args.labels)
