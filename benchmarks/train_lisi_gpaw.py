@@ -681,18 +681,27 @@ def committee_errors(models: pathlib.Path, frames: list, dtype: str = 'float64')
     }
 
 
-def compare_committees(old: pathlib.Path, new: pathlib.Path, labels: pathlib.Path, before_ids: int) -> dict:
+def compare_committees(
+    old: pathlib.Path, new: pathlib.Path, labels: pathlib.Path, before_ids: int, new_ids: list[int] | None = None
+) -> dict:
     """Old and new committee on the same test frames of ``labels``: those both were tested on (frame id below
     ``before_ids``, the set the old committee was trained with), that set without its outliers (forces above 10 eV/Å:
-    frame 11, a sheared Si8 no member fits), and the test frames added since (which neither trained on)."""
+    frame 11, a sheared Si8 no member fits), and the test frames added since (which neither trained on). With
+    ``new_ids`` (frames labelled after the old committee was trained, whatever their ids: round 2's were labelled in
+    two goes) the added frames are those, and the shared ones every other test frame."""
     from ase.io import read
 
     test = [atoms for atoms in read(labels, index=':', format='extxyz') if atoms.info['split'] == 'test']
-    shared = [atoms for atoms in test if int(atoms.info['frame_id']) < before_ids]
+
+    def added_since(atoms) -> bool:
+        frame_id = int(atoms.info['frame_id'])
+        return frame_id in new_ids if new_ids is not None else frame_id >= before_ids
+
+    shared = [atoms for atoms in test if not added_since(atoms)]
     calm = [atoms for atoms in shared if np.abs(atoms.get_forces()).max() <= 10.0]
-    added = [atoms for atoms in test if int(atoms.info['frame_id']) >= before_ids]
+    added = [atoms for atoms in test if added_since(atoms)]
     sets = {'shared': shared, 'shared_without_outliers': calm, 'added': added}
-    result = {'old': str(old), 'new': str(new), 'before_ids': before_ids, 'sets': {}}
+    result = {'old': str(old), 'new': str(new), 'before_ids': before_ids, 'new_ids': new_ids, 'sets': {}}
     for name, frames in sets.items():
         if not frames:
             continue
@@ -1174,8 +1183,12 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         lines += [
             '',
             f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, '
-            f'`--before-ids {comparison["before_ids"]}`: the old committee trained on the frames below that id; '
-            'float64)',
+            + (
+                f'`--new-ids {",".join(map(str, comparison["new_ids"]))}`: the frames labelled after the old committee'
+                if comparison.get('new_ids')
+                else f'`--before-ids {comparison["before_ids"]}`: the old committee trained on the frames below that id'
+            )
+            + '; float64)',
             '',
             '| test frames | ids | old members, E (meV/atom) | new members, E | old members, F (eV/Å) | '
             'new members, F | committee mean E old / new | committee mean F old / new |',
@@ -1244,6 +1257,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--before-ids', type=int, default=63, help='With --compare-old: frames the old committee was trained with.'
     )
+    parser.add_argument(
+        '--new-ids',
+        default=None,
+        help='With --compare-old: the frame ids labelled since the old committee, comma separated (else those from '
+        '--before-ids on).',
+    )
     parser.add_argument('--md-workdir', type=pathlib.Path, default=None, help='With --collect-md: keep the MD here.')
     parser.add_argument('--n-frames', type=int, default=None, help='With --collect / --collect-md: frames to keep.')
     args = parser.parse_args(argv)
@@ -1274,7 +1293,8 @@ def main(argv=None) -> int:
     if args.compare_old:
         if results.get('comparison'):
             results.setdefault('earlier_comparisons', []).append(results['comparison'])
-        results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids)
+        new_ids = [int(item) for item in args.new_ids.split(',')] if args.new_ids else None
+        results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids, new_ids)
         args.results.write_text(json.dumps(results, indent=2))
     write_report(results, REPORT, args.labels)
     return 0
