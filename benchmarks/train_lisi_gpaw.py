@@ -41,6 +41,8 @@ Usage (repository root)::
         --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
         --override stage_two=true --override stage_two_start=50
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --compare-old OLD_COMMITTEE_DIR --before-ids 63
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --compare-old OLD_COMMITTEE_DIR \
+        --new-ids 67,68,69,70,71,75,76  # the 72-frame committee against the 79-frame one
     python benchmarks/train_lisi_gpaw.py --report-only
 
 Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does; with
