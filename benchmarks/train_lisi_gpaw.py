@@ -41,6 +41,8 @@ Usage (repository root)::
         --override max_num_epochs=100 --override batch_size=2 --override patience=100 \
         --override stage_two=true --override stage_two_start=50
     OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --compare-old OLD_COMMITTEE_DIR --before-ids 63
+    OMP_NUM_THREADS=1 python benchmarks/train_lisi_gpaw.py --compare-old OLD_COMMITTEE_DIR \
+        --new-ids 67,68,69,70,71,75,76  # the 72-frame committee against the 79-frame one
     python benchmarks/train_lisi_gpaw.py --report-only
 
 Without ``--profile`` the training runs in a throw-away AiiDA configuration, as ``train_mlearn_si.py`` does; with
@@ -681,18 +683,27 @@ def committee_errors(models: pathlib.Path, frames: list, dtype: str = 'float64')
     }
 
 
-def compare_committees(old: pathlib.Path, new: pathlib.Path, labels: pathlib.Path, before_ids: int) -> dict:
+def compare_committees(
+    old: pathlib.Path, new: pathlib.Path, labels: pathlib.Path, before_ids: int, new_ids: list[int] | None = None
+) -> dict:
     """Old and new committee on the same test frames of ``labels``: those both were tested on (frame id below
     ``before_ids``, the set the old committee was trained with), that set without its outliers (forces above 10 eV/Å:
-    frame 11, a sheared Si8 no member fits), and the test frames added since (which neither trained on)."""
+    frame 11, a sheared Si8 no member fits), and the test frames added since (which neither trained on). With
+    ``new_ids`` (frames labelled after the old committee was trained, whatever their ids: round 2's were labelled in
+    two goes) the added frames are those, and the shared ones every other test frame."""
     from ase.io import read
 
     test = [atoms for atoms in read(labels, index=':', format='extxyz') if atoms.info['split'] == 'test']
-    shared = [atoms for atoms in test if int(atoms.info['frame_id']) < before_ids]
+
+    def added_since(atoms) -> bool:
+        frame_id = int(atoms.info['frame_id'])
+        return frame_id in new_ids if new_ids is not None else frame_id >= before_ids
+
+    shared = [atoms for atoms in test if not added_since(atoms)]
     calm = [atoms for atoms in shared if np.abs(atoms.get_forces()).max() <= 10.0]
-    added = [atoms for atoms in test if int(atoms.info['frame_id']) >= before_ids]
+    added = [atoms for atoms in test if added_since(atoms)]
     sets = {'shared': shared, 'shared_without_outliers': calm, 'added': added}
-    result = {'old': str(old), 'new': str(new), 'before_ids': before_ids, 'sets': {}}
+    result = {'old': str(old), 'new': str(new), 'before_ids': before_ids, 'new_ids': new_ids, 'sets': {}}
     for name, frames in sets.items():
         if not frames:
             continue
@@ -1036,6 +1047,12 @@ def committee_section(record: dict | None) -> list[str]:
     return lines
 
 
+def _training_frames(record: dict) -> int:
+    """Labelled frames behind a training record: its train, valid and test frames."""
+    counts = record['split_counts']
+    return sum(counts['train_valid'].values()) + counts['test']
+
+
 def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
     lines = [
         '# A GPAW PBE Li-Si training set and a `fast` MACE committee on it',
@@ -1153,8 +1170,13 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         )
     lines += committee_section(results.get('training'))
     lines.append('')
-    comparison = results.get('comparison')
-    if comparison:
+    for earlier in reversed(results.get('earlier_trainings', [])):
+        section = committee_section(earlier)
+        section[1] = f'### An earlier committee, on {_training_frames(earlier)} labelled frames'
+        lines += [*section, '']
+    for comparison in [results.get('comparison'), *reversed(results.get('earlier_comparisons', []))]:
+        if not comparison:
+            continue
         names = {
             'shared': 'the test frames of the old set',
             'shared_without_outliers': 'the same without frames over 10 eV/Å',
@@ -1162,7 +1184,13 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         }
         lines += [
             '',
-            f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, float64)',
+            f'### Old against new committee on the same test frames (`--compare-old {comparison["old"]}`, '
+            + (
+                f'`--new-ids {",".join(map(str, comparison["new_ids"]))}`: the frames labelled after the old committee'
+                if comparison.get('new_ids')
+                else f'`--before-ids {comparison["before_ids"]}`: the old committee trained on the frames below that id'
+            )
+            + '; float64)',
             '',
             '| test frames | ids | old members, E (meV/atom) | new members, E | old members, F (eV/Å) | '
             'new members, F | committee mean E old / new | committee mean F old / new |',
@@ -1231,6 +1259,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--before-ids', type=int, default=63, help='With --compare-old: frames the old committee was trained with.'
     )
+    parser.add_argument(
+        '--new-ids',
+        default=None,
+        help='With --compare-old: the frame ids labelled since the old committee, comma separated (else those from '
+        '--before-ids on).',
+    )
     parser.add_argument('--md-workdir', type=pathlib.Path, default=None, help='With --collect-md: keep the MD here.')
     parser.add_argument('--n-frames', type=int, default=None, help='With --collect / --collect-md: frames to keep.')
     args = parser.parse_args(argv)
@@ -1254,10 +1288,15 @@ def main(argv=None) -> int:
         label_stage(args.labels, args.workers, args.limit, results, args.add_frames)
         args.results.write_text(json.dumps(results, indent=2))
     if args.train:
+        if results.get('training', {}).get('metrics'):
+            results.setdefault('earlier_trainings', []).append(results['training'])
         train_stage(args, results)
         args.results.write_text(json.dumps(results, indent=2))
     if args.compare_old:
-        results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids)
+        if results.get('comparison'):
+            results.setdefault('earlier_comparisons', []).append(results['comparison'])
+        new_ids = [int(item) for item in args.new_ids.split(',')] if args.new_ids else None
+        results['comparison'] = compare_committees(args.compare_old, args.models, args.labels, args.before_ids, new_ids)
         args.results.write_text(json.dumps(results, indent=2))
     write_report(results, REPORT, args.labels)
     return 0
