@@ -142,6 +142,42 @@ def table(hop: str) -> str:
     return '\n'.join(lines)
 
 
+def plot(hop: str) -> pathlib.Path:
+    """The converged members' relaxed paths beside the GPAW energies of the IDPP images, E - E(first image), against
+    the fraction of each path; an unconverged member's band is left out (its energies say nothing of a barrier)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    document = json.loads((OUT / f'{hop}.json').read_text())['document']
+    figure, axis = plt.subplots(figsize=(5.2, 3.6), dpi=100)
+    for member in document['results']['members']:
+        extra = member['extra']
+        if not extra['converged']:
+            continue
+        coordinate, energies = extra['path_coordinate_a'], extra['energies_ev']
+        axis.plot(
+            [value / coordinate[-1] for value in coordinate],
+            [value - energies[0] for value in energies],
+            'o-',
+            label=f'member {member["index"]} (relaxed band)',
+        )
+    reference = (document.get('reference') or {}).get('curves', {}).get('mep')
+    if reference:
+        axis.plot(reference['x'], reference['y'], 's--k', label='GPAW PBE, IDPP images (unrelaxed)')
+    axis.axhspan(0.23, 0.49, color='0.85', label='DFT literature (charged V$_{Li}$)')
+    axis.set_xlabel('reaction coordinate (fraction of the path)')
+    axis.set_ylabel('E - E$_{initial}$ (eV)')
+    axis.set_title(f'Li vacancy {hop.replace("_", " ")} Å in Li$_2$CO$_3$')
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    path = OUT / f'{hop}_vs_gpaw.png'
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--potentials', help='PotentialData PKs of the members, comma separated.')
@@ -152,7 +188,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.table:
         for hop in args.hop:
-            print(f'### {hop}\n\n{table(hop)}\n')
+            print(f'### {hop}\n\n{table(hop)}\n\nplot: {plot(hop).relative_to(HERE.parent)}\n')
         return 0
     if not args.potentials:
         parser.error('--potentials is required to run a hop')
