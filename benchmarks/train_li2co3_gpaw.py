@@ -33,10 +33,7 @@ Usage (repository root)::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
-import os
 import pathlib
 import sys
 
@@ -51,7 +48,8 @@ from train_lisi_gpaw import (  # noqa: E402  (sibling benchmark scripts, not a p
     _rattled,
     _strained,
     committee_section,
-    train_stage,
+    set_main,
+    set_run_lines,
 )
 from train_lisi_gpaw import label_stage as shared_label_stage  # noqa: E402
 
@@ -172,10 +170,10 @@ def build_frames() -> list[tuple[str, object]]:
     return frames
 
 
-def label_stage(path: pathlib.Path, limit: int | None, results: dict) -> None:
+def label_stage(path: pathlib.Path, limit: int | None, results: dict, add: list[pathlib.Path] = ()) -> None:
     """Label, one at a time, every frame of :func:`build_frames` not yet in ``path`` with the Li-Si script's stage
     (:func:`train_lisi_gpaw.label_stage`); record the Li2CO3 settings beside."""
-    shared_label_stage(path, 1, limit, results, (), frames=build_frames())
+    shared_label_stage(path, 1, limit, results, add, frames=build_frames())
     results['settings'] = {
         'gpaw': GPAW_FAST,
         'hops': {
@@ -189,7 +187,7 @@ def label_stage(path: pathlib.Path, limit: int | None, results: dict) -> None:
         results['labels_sha256'] = hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Path = LABELS) -> None:
+def write_report(results: dict, labels: pathlib.Path = LABELS, path: pathlib.Path = REPORT) -> None:
     lines = [
         '# A GPAW PBE Li2CO3 training set with Li vacancy hops and a `fast` MACE committee on it',
         '',
@@ -219,49 +217,14 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         *_frame_table(labels, merge_prefixes=(), energies=True),
         '',
     ]
-    failures = results.get('failures') or []
-    lines.append(f'Failed labels: {len(failures)}.')
-    for item in failures:
-        lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
-    for run in results.get('label_runs', []):
-        load = run.get('load_average') or {}
-        lines.append(
-            f'- label run {run["date"]}: {run["frames_labelled"]} frames, one at a time, '
-            f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
-            f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
-        )
-    lines += [f'- {note}' for note in results.get('notes', [])]
+    lines += set_run_lines(results)
     lines += committee_section(results.get('training'))
     lines.append('')
     path.write_text('\n'.join(lines))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--label', action='store_true', help='Label the frames not yet labelled.')
-    parser.add_argument('--train', action='store_true', help='Train the committee on the labels.')
-    parser.add_argument('--report-only', action='store_true')
-    parser.add_argument('--limit', type=int, default=None, help='Label at most this many frames in this run.')
-    parser.add_argument('--labels', type=pathlib.Path, default=LABELS)
-    parser.add_argument('--committee', type=int, default=3)
-    parser.add_argument('--profile', default=None)
-    parser.add_argument('--override', action='append', default=[], help='KEY=VALUE as for `aiida-sianode train`.')
-    parser.add_argument('--save-models', type=pathlib.Path, default=None)
-    parser.add_argument('--serial', action='store_true', help='Train the members one after the other.')
-    parser.add_argument('--results', type=pathlib.Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if not (args.label or args.train or args.report_only):
-        parser.error('give --label, --train or --report-only')
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
-    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    if args.label:
-        label_stage(args.labels, args.limit, results)
-        args.results.write_text(json.dumps(results, indent=2))
-    if args.train:
-        train_stage(args, results, LI2CO3)
-        args.results.write_text(json.dumps(results, indent=2))
-    write_report(results, REPORT, args.labels)
-    return 0
+    return set_main(argv, __doc__.splitlines()[0], label_stage, write_report, LI2CO3, RESULTS, LABELS)
 
 
 if __name__ == '__main__':

@@ -975,6 +975,69 @@ def _frame_table(
     return lines
 
 
+def set_run_lines(results: dict) -> list[str]:
+    """Report lines of a set labelled one frame at a time (the carbon and Li2CO3 scripts): failed labels, label
+    runs, added frame files, notes."""
+    failures = results.get('failures') or []
+    lines = [f'Failed labels: {len(failures)}.']
+    for item in failures:
+        lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
+    for run in results.get('label_runs', []):
+        load = run.get('load_average') or {}
+        lines.append(
+            f'- label run {run["date"]}: {run["frames_labelled"]} frames, one at a time, '
+            f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
+            f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
+        )
+    for item in results.get('added_frames', []):
+        lines.append(
+            f'- added frames: `{item["file"]}` (sha256 {item["sha256"][:12]}...) as frame ids '
+            f'{item["frame_ids"][0]}-{item["frame_ids"][-1]}, test rule as above'
+        )
+    lines += [f'- {note}' for note in results.get('notes', [])]
+    return lines
+
+
+def set_main(argv, description: str, label, report, system: SetDescription, results_path, labels_path) -> int:
+    """The command line of a training-set script built on these stages: ``--label`` (``label(path, limit, results,
+    add_frames)``), ``--train`` (:func:`train_stage` for ``system``), ``--report-only``; the report is written by
+    ``report(results, labels_path)`` after every run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--label', action='store_true', help='Label the frames not yet labelled.')
+    parser.add_argument('--train', action='store_true', help='Train the committee on the labels.')
+    parser.add_argument('--report-only', action='store_true')
+    parser.add_argument('--limit', type=int, default=None, help='Label at most this many frames in this run.')
+    parser.add_argument('--labels', type=pathlib.Path, default=labels_path)
+    parser.add_argument('--committee', type=int, default=3)
+    parser.add_argument('--profile', default=None)
+    parser.add_argument('--override', action='append', default=[], help='KEY=VALUE as for `aiida-sianode train`.')
+    parser.add_argument('--save-models', type=pathlib.Path, default=None)
+    parser.add_argument('--serial', action='store_true', help='Train the members one after the other.')
+    parser.add_argument('--results', type=pathlib.Path, default=results_path)
+    parser.add_argument(
+        '--add-frames',
+        type=pathlib.Path,
+        action='append',
+        default=[],
+        help='With --label: also label the frames of this extxyz file (ids after the built frames, in order given).',
+    )
+    args = parser.parse_args(argv)
+    if not (args.label or args.train or args.report_only):
+        parser.error('give --label, --train or --report-only')
+    if args.add_frames and not args.label:
+        parser.error('--add-frames goes with --label')
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    if args.label:
+        label(args.labels, args.limit, results, args.add_frames)
+        args.results.write_text(json.dumps(results, indent=2))
+    if args.train:
+        train_stage(args, results, system)
+        args.results.write_text(json.dumps(results, indent=2))
+    report(results, args.labels)
+    return 0
+
+
 def committee_section(record: dict | None) -> list[str]:
     """The report's section on the trained committee (``results['training']``): settings, test errors per member
     and of the committee mean, disagreement, wall time."""
