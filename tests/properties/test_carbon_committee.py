@@ -5,8 +5,8 @@ labelled crystal frames within its test error, and relaxes a rattled diamond cel
 
 from __future__ import annotations
 
-import hashlib
-import re
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +16,9 @@ from ase.io import read
 from aiida_sianode.properties.common import relax
 from aiida_sianode.properties.structure import analyse
 from aiida_sianode.structures.carbon import graphite
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from shipped import assert_members_match_readme, shipped_members
 
 #: Energies per atom (eV) of ideal diamond (a = 3.57 Å, 8-atom cubic cell) and AB graphite (the `graphite` builder,
 #: 2x1x1) for members 0, 1, 2 when the committee was made (2026-12-02).
@@ -39,11 +42,7 @@ ANALYSIS = {
 
 @pytest.fixture(scope='module')
 def member_paths(fixtures_path):
-    directory = fixtures_path / 'models' / 'carbon_fast'
-    paths = sorted(directory.glob('member_*.model'))
-    readme = (directory / 'README.md').read_text()
-    listed = dict(re.findall(r'\| (member_\d\.model) \| \d+ \| ([0-9a-f]{64}) \|', readme))
-    return paths, listed
+    return shipped_members(fixtures_path / 'models' / 'carbon_fast')
 
 
 @pytest.fixture(scope='module')
@@ -61,8 +60,7 @@ def labels(fixtures_path):
 
 def test_shipped_members_are_the_ones_the_readme_names(member_paths):
     paths, listed = member_paths
-    assert [path.name for path in paths] == ['member_0.model', 'member_1.model', 'member_2.model']
-    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in paths} == listed
+    assert_members_match_readme(paths, listed)
     assert all(path.stat().st_size < 400_000 for path in paths)
 
 

@@ -6,8 +6,7 @@ vacancy hop within its test error, and member 1 gives the 2.70 Å Li vacancy hop
 
 from __future__ import annotations
 
-import hashlib
-import re
+import pathlib
 import sys
 
 import numpy as np
@@ -15,6 +14,9 @@ import pytest
 from ase.io import read
 
 from aiida_sianode.properties.neb import interpolate, run_neb
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from shipped import assert_members_match_readme, shipped_members
 
 #: Each member's test RMSE (benchmarks/train_li2co3_gpaw.md): energy meV/atom, forces eV/Å.
 TEST_RMSE_E_MEV = (66.4, 55.8, 52.0)
@@ -34,11 +36,7 @@ FAST = {'n_images': 3, 'fmax_ev_a': 0.1, 'endpoint_fmax_ev_a': 0.05, 'max_steps'
 
 @pytest.fixture(scope='module')
 def member_paths(fixtures_path):
-    directory = fixtures_path / 'models' / 'li2co3_fast'
-    paths = sorted(directory.glob('member_*.model'))
-    readme = (directory / 'README.md').read_text()
-    listed = dict(re.findall(r'\| (member_\d\.model) \| \d+ \| ([0-9a-f]{64}) \|', readme))
-    return paths, listed
+    return shipped_members(fixtures_path / 'models' / 'li2co3_fast')
 
 
 @pytest.fixture(scope='module')
@@ -67,8 +65,7 @@ def hop(fixtures_path):
 
 def test_shipped_members_are_the_ones_the_readme_names(member_paths):
     paths, listed = member_paths
-    assert [path.name for path in paths] == ['member_0.model', 'member_1.model', 'member_2.model']
-    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in paths} == listed
+    assert_members_match_readme(paths, listed)
 
 
 def test_the_hop_frames_lie_on_the_band_the_neb_builds(labels, hop):

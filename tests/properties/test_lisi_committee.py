@@ -6,14 +6,17 @@ member 0 of the 34-frame committee did; the members are the files the README nam
 
 from __future__ import annotations
 
-import hashlib
-import re
+import pathlib
+import sys
 
 import numpy as np
 import pytest
 
 from aiida_sianode.properties.common import aggregate_members
 from aiida_sianode.properties.lithiation import run_member
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from shipped import assert_members_match_readme, shipped_members
 
 #: What the three members gave when the committee was made (2026-12-02 17:17, 79 GPAW frames, float32; the
 #: LiSi and Li13Si4 rows of benchmarks/properties_lithiation.md), eV/atom. The 63-frame committee gave LiSi -0.197,
@@ -35,17 +38,12 @@ SETTINGS = {
 
 @pytest.fixture(scope='module')
 def members(fixtures_path):
-    directory = fixtures_path / 'models' / 'lisi_fast'
-    paths = sorted(directory.glob('member_*.model'))
-    readme = (directory / 'README.md').read_text()
-    listed = dict(re.findall(r'\| (member_\d\.model) \| \d+ \| ([0-9a-f]{64}) \|', readme))
-    return paths, listed
+    return shipped_members(fixtures_path / 'models' / 'lisi_fast')
 
 
 def test_shipped_members_are_the_ones_the_readme_names(members):
     paths, listed = members
-    assert [path.name for path in paths] == ['member_0.model', 'member_1.model', 'member_2.model']
-    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in paths} == listed
+    assert_members_match_readme(paths, listed)
 
 
 @pytest.fixture(scope='module')
