@@ -23,18 +23,15 @@ import argparse
 import json
 import os
 import pathlib
-import resource
-import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / 'properties_li2co3'
 sys.path.insert(0, str(HERE))
 
-from properties_lisi import command  # noqa: E402  (sibling benchmark scripts, not a package)
+from properties_lisi import command, run_cli  # noqa: E402  (sibling benchmark scripts, not a package)
 from train_li2co3_gpaw import HOPS, hop_endpoints  # noqa: E402
-from train_mlearn_si import LoadSampler, one_job_at_a_time  # noqa: E402
+from train_mlearn_si import one_job_at_a_time  # noqa: E402
 
 
 def structures(hop: str, directory: pathlib.Path = OUT / 'structures') -> list[pathlib.Path]:
@@ -63,35 +60,8 @@ def run_hop(hop: str, potentials: str, reference: bool, profile: str | None) -> 
         '--png',
         str(OUT / f'{hop}.png'),
     ]
-    print(' '.join(argv), flush=True)
-    load_before = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    with LoadSampler() as sampler, one_job_at_a_time(computer, True):
-        process = subprocess.run(argv, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    record = {
-        'hop': hop,
-        'vacant_site': HOPS[hop][0],
-        'mover': HOPS[hop][1],
-        'hop_length_a': HOPS[hop][2],
-        'command': ' '.join(argv[1:]),
-        'exit_code': process.returncode,
-        'wall_time_s': wall,
-        'cpu_time_s': (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        'load_before_after': [load_before, os.getloadavg()[0]],
-        'load_average': sampler.summary() if sampler.samples else None,
-        'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
-    }
-    try:
-        record['document'] = json.loads(process.stdout)
-    except json.JSONDecodeError:
-        record['stdout'] = process.stdout[-4000:]
-    record['stderr'] = process.stderr[-4000:]
-    (OUT / f'{hop}.json').write_text(json.dumps(record, indent=2))
-    print(f'{hop}: exit {process.returncode}, {wall:.0f} s wall, {record["cpu_time_s"]:.0f} s CPU', flush=True)
-    return record
+    head = {'hop': hop, 'vacant_site': HOPS[hop][0], 'mover': HOPS[hop][1], 'hop_length_a': HOPS[hop][2]}
+    return run_cli(argv, hop, head, OUT, one_job_at_a_time(computer, True))
 
 
 def table(hop: str) -> str:

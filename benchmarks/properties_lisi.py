@@ -21,6 +21,7 @@ the command (children included) and the load average; the plots beside it. Usage
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -115,23 +116,27 @@ def command(case: str, files: list[pathlib.Path], potentials: str, args) -> list
     raise ValueError(case)
 
 
-def run_case(case: str, potentials: str, args) -> dict:
-    files = structures(OUT / 'structures')[case]
-    argv = [*command(case, files, potentials, args), '--json', '--png', str(OUT / f'{case}.png')]
+def run_cli(argv: list[str], name: str, head: dict, out: pathlib.Path = OUT, hold=None) -> dict:
+    """Run a CLI command line, timed (wall, CPU of the children, load), its JSON document in the record; write the
+    record to ``out/<name>.json`` (``head`` first) and return it. ``hold``: a context manager held around the run."""
+    from train_mlearn_si import LoadSampler
+
     print(' '.join(argv), flush=True)
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.run(argv, capture_output=True, text=True)
+    with LoadSampler() as sampler, hold or contextlib.nullcontext():
+        process = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     record = {
-        'case': case,
+        **head,
         'command': ' '.join(argv[1:]),
         'exit_code': process.returncode,
         'wall_time_s': wall,
         'cpu_time_s': (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
         'load_before_after': [load_before, os.getloadavg()[0]],
+        'load_average': sampler.summary() if sampler.samples else None,
         'date': time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
     }
     try:
@@ -139,9 +144,15 @@ def run_case(case: str, potentials: str, args) -> dict:
     except json.JSONDecodeError:
         record['stdout'] = process.stdout[-4000:]
     record['stderr'] = process.stderr[-4000:]
-    (OUT / f'{case}.json').write_text(json.dumps(record, indent=2))
-    print(f'{case}: exit {process.returncode}, {wall:.0f} s wall, {record["cpu_time_s"]:.0f} s CPU', flush=True)
+    (out / f'{name}.json').write_text(json.dumps(record, indent=2))
+    print(f'{name}: exit {process.returncode}, {wall:.0f} s wall, {record["cpu_time_s"]:.0f} s CPU', flush=True)
     return record
+
+
+def run_case(case: str, potentials: str, args) -> dict:
+    files = structures(OUT / 'structures')[case]
+    argv = [*command(case, files, potentials, args), '--json', '--png', str(OUT / f'{case}.png')]
+    return run_cli(argv, case, {'case': case})
 
 
 def table(case: str) -> str:
