@@ -975,21 +975,22 @@ def _frame_table(
     return lines
 
 
-def set_run_lines(results: dict) -> list[str]:
-    """Report lines of a set labelled one frame at a time (the carbon and Li2CO3 scripts): failed labels, label
-    runs, added frame files, notes."""
+def set_run_lines(results: dict, workers: bool = False, added: bool = True) -> list[str]:
+    """Report lines of a set's labelling: failed labels, label runs (with ``workers``, how many ran at once; else
+    "one at a time", as the carbon and Li2CO3 scripts label), added frame files (with ``added``), notes."""
     failures = results.get('failures') or []
     lines = [f'Failed labels: {len(failures)}.']
     for item in failures:
         lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
     for run in results.get('label_runs', []):
         load = run.get('load_average') or {}
+        pace = f'{run["workers"]} workers' if workers else 'one at a time'
         lines.append(
-            f'- label run {run["date"]}: {run["frames_labelled"]} frames, one at a time, '
+            f'- label run {run["date"]}: {run["frames_labelled"]} frames, {pace}, '
             f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
             f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
         )
-    for item in results.get('added_frames', []):
+    for item in results.get('added_frames', []) if added else []:
         lines.append(
             f'- added frames: `{item["file"]}` (sha256 {item["sha256"][:12]}...) as frame ids '
             f'{item["frame_ids"][0]}-{item["frame_ids"][-1]}, test rule as above'
@@ -1139,18 +1140,7 @@ def write_report(results: dict, path: pathlib.Path = REPORT, labels: pathlib.Pat
         *_frame_table(labels),
         '',
     ]
-    failures = results.get('failures') or []
-    lines.append(f'Failed labels: {len(failures)}.')
-    for item in failures:
-        lines.append(f'- frame {item["frame_id"]} ({item["config_type"]}): {item["status"]}: {item["error"]}')
-    for run in results.get('label_runs', []):
-        load = run.get('load_average') or {}
-        lines.append(
-            f'- label run {run["date"]}: {run["frames_labelled"]} frames, {run["workers"]} workers, '
-            f'{run["wall_time_s"] / 60:.1f} min wall, load {load.get("mean", float("nan")):.1f} mean / '
-            f'{load.get("max", float("nan")):.1f} max (2 cores, shared)'
-        )
-    lines += [f'- {note}' for note in results.get('notes', [])]
+    lines += set_run_lines(results, workers=True, added=False)
     collect = results.get('collect')
     if collect:
         rule = collect['rule']
